@@ -1,0 +1,1 @@
+"""Shared pieces of the project's own test cases (fsdp, ddp, nccl)."""
