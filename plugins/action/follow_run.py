@@ -1,0 +1,99 @@
+"""Follow a test-case run on one node until it ends, fails elsewhere, or times out.
+
+An action plugin (it runs on the controller) so that it can
+- print progress lines while the job runs (a module can only answer at the end),
+- see failures of the *other* nodes through marker files in the controller's run directory,
+  and stop its own node's job at once instead of waiting for a collective timeout.
+The node side is plain files written by the launch script: `pid` (process group) and `rc`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("dir", "timeout", "interval", "markers_dir", "progress_file", "total_steps",
+                             "show_progress", "label"))
+
+    def _shell(self, cmd: str) -> str:
+        res = self._low_level_execute_command(cmd, sudoable=False)
+        return res.get("stdout", "")
+
+    def _stop(self, run_dir: str, reason: str, rc: int) -> None:
+        # Kill the whole process group (torchrun and its workers), then record why.
+        q = shlex.quote
+        self._shell(f"cd {q(run_dir)} && [ ! -e rc ] && pgid=$(cat pid 2>/dev/null) && "
+                    f"{{ kill -TERM -- -$pgid 2>/dev/null; sleep 3; kill -KILL -- -$pgid 2>/dev/null; }}; "
+                    f"printf '%s\\n' {q(reason)} > reason; [ -e rc ] || echo {rc} > rc")
+
+    def _progress(self, line: str, label: str, total: int | None, elapsed: float) -> str | None:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            return None
+        if rec.get("event") != "step":
+            return None
+        parts = [f"{label} step {rec['step']}" + (f"/{total}" if total else "")]
+        for key, fmt in (("loss", "loss {:.4f}"), ("tokens_per_s_per_device", "{:,.0f} tok/s/dev"),
+                         ("mfu", "MFU {:.1%}")):
+            if isinstance(rec.get(key), int | float):
+                parts.append(fmt.format(rec[key]))
+        return "  ".join(parts) + f"  ({elapsed:.0f}s)"
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        run_dir = args["dir"]
+        timeout = float(args["timeout"])
+        interval = float(args.get("interval", 3))
+        markers = args["markers_dir"]
+        host = task_vars["inventory_hostname"]
+        label = args.get("label", "run")
+        show = bool(args.get("show_progress", False))
+        total = args.get("total_steps")
+        progress_file = args.get("progress_file")
+        os.makedirs(markers, exist_ok=True)
+        q = shlex.quote
+        probe = f"cd {q(run_dir)} && cat rc 2>/dev/null; echo @@"
+        if progress_file:
+            probe += f"; tail -n 1 {q(progress_file)} 2>/dev/null"
+
+        start = time.monotonic()
+        last = None
+        while True:
+            out = self._shell(probe)
+            rc_text, _, tail = out.partition("@@")
+            elapsed = time.monotonic() - start
+            if show and tail.strip() and tail != last:
+                last = tail
+                msg = self._progress(tail.strip().splitlines()[-1], label, total, elapsed)
+                if msg:
+                    display.display(msg)
+            if rc_text.strip():
+                rc = int(rc_text.split()[0])
+                result.update(rc=rc, elapsed_s=round(elapsed, 1), changed=False)
+                if rc != 0:
+                    open(os.path.join(markers, f"failed-{host}"), "w").close()
+                    raise AnsibleActionFail(f"{label} on {host} exited with status {rc}", result=result)
+                return result
+            failed = sorted(f[len("failed-"):] for f in os.listdir(markers) if f.startswith("failed-"))
+            if failed:
+                self._stop(run_dir, f"stopped: {', '.join(failed)} failed", 143)
+                raise AnsibleActionFail(f"{label} on {host} stopped because {', '.join(failed)} failed",
+                                        result=result)
+            if elapsed > timeout:
+                self._stop(run_dir, f"timeout after {timeout:.0f}s", 124)
+                open(os.path.join(markers, f"failed-{host}"), "w").close()
+                raise AnsibleActionFail(f"{label} on {host} timed out after {timeout:.0f}s", result=result)
+            time.sleep(interval)

@@ -1,0 +1,266 @@
+"""Read what every node of a run produced and judge it: summary, merged metrics, plots, HTML.
+
+Pure Python + matplotlib (no Ansible imports) so it is unit-tested on hand-made run directories.
+Layout read: <run_dir>/nodes/<host>/{metrics-rank*.jsonl, torchrun.log, rc, reason}.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import html
+import json
+import math
+import os
+from statistics import mean
+from typing import Any
+
+STEADY_FIELDS = ("tokens_per_s_per_device", "tflops_per_device", "mfu", "step_time_s")
+COLLECTIVE_COLUMNS = ("op", "dtype", "bytes", "count", "iters", "time_us", "algbw_gbps", "busbw_gbps",
+                      "correct")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def load_records(run_dir: str) -> list[dict]:
+    records = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "nodes", "*", "metrics-rank*.jsonl"))):
+        host = os.path.basename(os.path.dirname(path))
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill; the rest of the file still counts
+                rec["host"] = host
+                records.append(rec)
+    records.sort(key=lambda r: (r.get("time", 0), r.get("rank", 0)))
+    return records
+
+
+def node_status(run_dir: str, host: str) -> dict:
+    base = os.path.join(run_dir, "nodes", host)
+
+    def read(name: str) -> str | None:
+        try:
+            with open(os.path.join(base, name), encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    rc_text = read("rc")
+    log = read("torchrun.log") or ""
+    return {
+        "host": host,
+        "rc": int(rc_text.split()[0]) if rc_text and rc_text.split() else None,
+        "reason": (read("reason") or "").strip() or None,
+        "log_tail": "\n".join(log.rstrip().splitlines()[-12:]),
+    }
+
+
+def steady_window(steps: list[int]) -> tuple[int, int]:
+    """Steps 11-40 when there are enough (the usual benchmark window), else the second half."""
+    if not steps:
+        return (0, 0)
+    last = max(steps)
+    if last >= 20:
+        return (11, min(last, 40))
+    return (last // 2 + 1, last)
+
+
+def _loss_trend(losses: list[float]) -> tuple[float, float]:
+    k = max(1, min(5, len(losses) // 4))
+    return mean(losses[:k]), mean(losses[-k:])
+
+
+def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> dict:
+    records = load_records(run_dir) if records is None else records
+    world = int(plan["world_size"])
+    ppn = int(plan["procs_per_node"])
+    nodes = list(plan["nodes"])
+    statuses = [node_status(run_dir, h) for h in nodes]
+    failures: list[str] = []
+
+    for st in statuses:
+        if st["rc"] is None:
+            failures.append(f"{st['host']}: no exit status (job did not finish)")
+        elif st["rc"] != 0:
+            why = f" ({st['reason']})" if st["reason"] else ""
+            failures.append(f"{st['host']}: exited {st['rc']}{why}; log tail: "
+                            + " | ".join(st["log_tail"].splitlines()[-3:]))
+
+    started = {r["rank"] for r in records if r.get("event") == "start"}
+    ended = {r["rank"] for r in records if r.get("event") == "end"}
+    reported = sorted(started & ended)
+    steps = [r for r in records if r.get("event") == "step"]
+    rank0 = sorted((r for r in steps if r.get("rank") == 0), key=lambda r: r["step"])
+    checks = plan.get("checks", [])
+
+    if "all_ranks_reported" in checks:
+        missing = sorted(set(range(world)) - set(reported))
+        if missing:
+            where = sorted({nodes[r // ppn] for r in missing if r // ppn < len(nodes)})
+            failures.append(f"rank(s) {', '.join(map(str, missing))} did not report "
+                            f"(node {', '.join(where)})")
+    if "no_nan" in checks:
+        bad = next((r for r in steps if not _finite(r.get("loss"))), None)
+        if bad is not None:
+            failures.append(f"non-finite loss {bad.get('loss')!r} at step {bad.get('step')} "
+                            f"on rank {bad.get('rank')}")
+    loss_first = loss_last = None
+    losses = [r["loss"] for r in rank0 if _finite(r.get("loss"))]
+    if losses:
+        loss_first, loss_last = _loss_trend(losses)
+    if "loss_decreased" in checks:
+        if len(losses) < 2:
+            failures.append("loss_decreased: fewer than 2 training steps recorded")
+        elif not loss_last < loss_first:
+            failures.append(f"loss did not fall (first {loss_first:.4f} -> last {loss_last:.4f})")
+    collectives = [r for r in records if r.get("event") == "collective"]
+    if "all_correct" in checks:
+        if not collectives:
+            failures.append("all_correct: no collective results recorded")
+        wrong = [r for r in collectives if r.get("supported", True) and r.get("correct") is not True]
+        if wrong:
+            failures.append("wrong results: " + ", ".join(f"{r['op']}@{r['bytes']}B" for r in wrong[:5]))
+
+    lo, hi = steady_window([r["step"] for r in rank0])
+    window = [r for r in steps if lo <= r["step"] <= hi]
+    steady: dict[str, Any] = {"window": [lo, hi]}
+    for field in STEADY_FIELDS:
+        vals = [r[field] for r in window if _finite(r.get(field))]
+        steady[field] = round(mean(vals), 6) if vals else None
+    # Cross-check the trainer's own rate against wall-clock time between rank-0 step records.
+    r0w = [r for r in rank0 if lo <= r["step"] <= hi and _finite(r.get("tokens_per_s_per_device"))]
+    prev = [r for r in rank0 if r["step"] == lo - 1]
+    if r0w and prev and _finite(r0w[0].get("step_time_s")):
+        tokens = sum(r["tokens_per_s_per_device"] * r["step_time_s"] for r in r0w)
+        wall = r0w[-1]["time"] - prev[0]["time"]
+        steady["wall_tokens_per_s_per_device"] = round(tokens / wall, 3) if wall > 0 else None
+
+    times = [r["time"] for r in records if _finite(r.get("time"))]
+    first_step = min((r["time"] for r in steps), default=None)
+    start_time = float(plan["launched_at"]) if plan.get("launched_at") else min(times, default=None)
+    mem = [r["peak_mem_gib"] for r in steps if _finite(r.get("peak_mem_gib"))]
+    return {
+        "run_id": plan["run_id"],
+        "test_case": plan["test_case"],
+        "preset": plan["preset"],
+        "status": "failed" if failures else "passed",
+        "failures": failures,
+        "params": plan.get("params", {}),
+        "nodes": nodes,
+        "procs_per_node": ppn,
+        "world_size": world,
+        "accelerator": plan.get("accelerator"),
+        "ranks_reported": reported,
+        "launched_at": start_time,
+        "finished_at": max(times) if times else None,
+        "duration_s": round(max(times) - start_time, 3) if times and start_time else None,
+        "time_to_first_step_s": round(first_step - start_time, 3) if first_step and start_time else None,
+        "steps": len(rank0),
+        "loss_first": loss_first,
+        "loss_last": loss_last,
+        "steady": steady,
+        "peak_mem_gib_max": max(mem) if mem else None,
+        "checkpoints": [{k: r.get(k) for k in ("step", "action", "seconds", "rank")}
+                        for r in records if r.get("event") == "checkpoint" and r.get("rank") == 0],
+        "collectives": len(collectives),
+        "node_status": statuses,
+    }
+
+
+def plot(records: list[dict], spec: dict, path: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in records if r.get("event") == spec.get("event", "step")
+            and _finite(r.get(spec["x"])) and _finite(r.get(spec["y"]))]
+    if not rows:
+        return False
+    group_key = spec.get("group")
+    groups: dict[str, list[dict]] = {}
+    if group_key:
+        for r in rows:
+            groups.setdefault(str(r.get(group_key)), []).append(r)
+    else:
+        # One line per node: its lowest rank stands for it.
+        first_rank = {}
+        for r in rows:
+            first_rank[r["host"]] = min(first_rank.get(r["host"], r["rank"]), r["rank"])
+        for r in rows:
+            if r["rank"] == first_rank[r["host"]]:
+                groups.setdefault(r["host"], []).append(r)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, pts in sorted(groups.items()):
+        pts.sort(key=lambda r: r[spec["x"]])
+        ax.plot([p[spec["x"]] for p in pts], [p[spec["y"]] for p in pts], marker=".", label=name)
+    if spec.get("logx"):
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(spec["x"])
+    ax.set_ylabel(spec["y"])
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(spec.get("title", f"{spec['y']} per {spec['x']}"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def write_html(summary: dict, images: list[str], path: str) -> None:
+    e = html.escape
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(json.dumps(v))}</td></tr>" for k, v in summary.items()
+                   if k not in ("node_status", "failures"))
+    nodes = "".join(
+        f"<tr><td>{e(s['host'])}</td><td>{e(str(s['rc']))}</td><td>{e(s['reason'] or '')}</td>"
+        f"<td><pre>{e(s['log_tail'])}</pre></td></tr>" for s in summary["node_status"])
+    fails = "".join(f"<li>{e(f)}</li>" for f in summary["failures"]) or "<li>none</li>"
+    imgs = "".join(f'<figure><img src="{e(i)}" alt="{e(i)}"></figure>' for i in images)
+    doc = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{e(summary['run_id'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px;text-align:left}} pre{{margin:0;font-size:11px}}
+.passed{{color:#070}} .failed{{color:#b00}}</style>
+</head><body>
+<h1>{e(summary['test_case'])} / {e(summary['preset'])}:
+<span class="{e(summary['status'])}">{e(summary['status'])}</span></h1>
+<p>run {e(summary['run_id'])} on {len(summary['nodes'])} node(s), {summary['world_size']} rank(s)</p>
+<h2>Failures</h2><ul>{fails}</ul>
+<h2>Plots</h2>{imgs or '<p>no plots</p>'}
+<h2>Summary</h2><table>{rows}</table>
+<h2>Nodes</h2><table><tr><th>node</th><th>exit</th><th>reason</th><th>log tail</th></tr>{nodes}</table>
+</body></html>"""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(doc)
+
+
+def write_report(run_dir: str, plan: dict) -> dict:
+    records = load_records(run_dir)
+    summary = summarize(run_dir, plan, records)
+    with open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+    collectives = [r for r in records if r.get("event") == "collective"]
+    if collectives:
+        with open(os.path.join(run_dir, "collectives.csv"), "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLLECTIVE_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(collectives)
+    images = []
+    for spec in plan.get("metrics", {}).get("plots", []):
+        name = f"{spec['y']}_vs_{spec['x']}.png"
+        if plot(records, spec, os.path.join(run_dir, name)):
+            images.append(name)
+    summary["plots"] = images
+    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=2)
+    write_html(summary, images, os.path.join(run_dir, "report.html"))
+    return summary

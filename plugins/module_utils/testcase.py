@@ -1,0 +1,181 @@
+"""Test-case manifests: load, validate a run request, and resolve it into a launch plan.
+
+Pure Python (no Ansible imports) so the rules are unit-tested directly; the `testcase_plan`
+module is a thin wrapper. Every error is one line that names the offending value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+import yaml
+
+MAX_NODES = 64
+TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+CHECKS = {"all_ranks_reported", "no_nan", "loss_decreased", "all_correct"}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+class ManifestError(ValueError):
+    """A request or manifest the launcher refuses; str() is the one-line user message."""
+
+
+def known_cases(cases_dir: str) -> list[str]:
+    return sorted(d for d in os.listdir(cases_dir)
+                  if os.path.isfile(os.path.join(cases_dir, d, "testcase.yml")))
+
+
+def load_manifest(cases_dir: str, name: str) -> dict:
+    if not name or not re.fullmatch(r"[a-z0-9_-]+", str(name)):
+        raise ManifestError(f"invalid test case name {name!r}")
+    path = os.path.join(cases_dir, name, "testcase.yml")
+    if not os.path.isfile(path):
+        raise ManifestError(f"unknown test case {name!r} (known: {', '.join(known_cases(cases_dir))})")
+    with open(path, encoding="utf-8") as fh:
+        manifest = yaml.safe_load(fh)
+    _check_manifest(manifest, path)
+    return manifest
+
+
+def _check_manifest(m: Any, path: str) -> None:
+    if not isinstance(m, dict):
+        raise ManifestError(f"{path}: not a mapping")
+    for key in ("name", "entrypoint", "parameters", "presets", "metrics", "success"):
+        if key not in m:
+            raise ManifestError(f"{path}: missing key {key!r}")
+    for pname, spec in m["parameters"].items():
+        if spec.get("type") not in TYPES:
+            raise ManifestError(f"{path}: parameter {pname!r} has unknown type {spec.get('type')!r}")
+    unknown = set(m["success"].get("checks", [])) - CHECKS
+    if unknown:
+        raise ManifestError(f"{path}: unknown success checks {sorted(unknown)}")
+    for preset, body in m["presets"].items():
+        for pname in (body.get("parameters") or {}):
+            if pname not in m["parameters"]:
+                raise ManifestError(f"{path}: preset {preset!r} sets undeclared parameter {pname!r}")
+
+
+def coerce(name: str, spec: dict, value: Any) -> Any:
+    """Convert a user value to the declared type; strings from `-e key=value` are accepted."""
+    kind = spec["type"]
+    bad = ManifestError(f"parameter {name!r} must be {kind}, got {value!r}")
+    if kind == "bool":
+        if isinstance(value, bool):
+            out = value
+        elif isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            out = value.lower() in _TRUE
+        else:
+            raise bad
+    elif kind in ("int", "float"):
+        if isinstance(value, bool):
+            raise bad
+        try:
+            out = TYPES[kind](value)
+        except (TypeError, ValueError):
+            raise bad from None
+        if kind == "int" and isinstance(value, float) and value != int(value):
+            raise bad
+        if "min" in spec and out < spec["min"]:
+            raise ManifestError(f"parameter {name!r} must be >= {spec['min']}, got {out}")
+        if "max" in spec and out > spec["max"]:
+            raise ManifestError(f"parameter {name!r} must be <= {spec['max']}, got {out}")
+    else:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise bad
+        out = str(value)
+    if "choices" in spec and out not in spec["choices"]:
+        raise ManifestError(f"parameter {name!r} must be one of {spec['choices']}, got {out!r}")
+    return out
+
+
+def _positive_int(what: str, value: Any, maximum: int) -> int:
+    try:
+        out = int(value)
+        if isinstance(value, bool) or str(out) != str(value).strip():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ManifestError(f"{what} must be a whole number, got {value!r}") from None
+    if not 1 <= out <= maximum:
+        raise ManifestError(f"{what} must be between 1 and {maximum}, got {out}")
+    return out
+
+
+def to_cli(params: dict, specs: dict) -> list[str]:
+    """`--name-with-dashes VALUE` per parameter; booleans as `--name` / `--no-name`."""
+    args: list[str] = []
+    for name in sorted(params):
+        flag = "--" + name.replace("_", "-")
+        value = params[name]
+        if specs[name]["type"] == "bool":
+            args.append(flag if value else "--no-" + name.replace("_", "-"))
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: Any = None,
+            procs_per_node: Any = None, hosts: list[str], target: str, run_id: str | None = None) -> dict:
+    """Turn a request into the plan every later launcher step reads."""
+    name = manifest["name"]
+    presets = manifest["presets"]
+    if not preset:
+        raise ManifestError(f"no preset given for {name} (presets: {', '.join(presets)})")
+    if preset not in presets:
+        raise ManifestError(f"unknown preset {preset!r} for {name} (presets: {', '.join(presets)})")
+    body = presets[preset]
+    resources = body.get("resources", {})
+
+    params = params or {}
+    if isinstance(params, str):
+        raise ManifestError(f"params must be a mapping, got {params!r} (use -e '{{\"params\": {{...}}}}')")
+    specs = manifest["parameters"]
+    unknown = sorted(set(params) - set(specs))
+    if unknown:
+        raise ManifestError(f"unknown parameter(s) {', '.join(unknown)} for {name} "
+                            f"(known: {', '.join(specs)})")
+    merged = {k: s["default"] for k, s in specs.items() if "default" in s}
+    merged.update(body.get("parameters") or {})
+    merged.update(params)
+    resolved = {k: coerce(k, specs[k], v) for k, v in merged.items()}
+
+    requested = resources.get("nodes", 1) if nodes in (None, "") else nodes
+    want = _positive_int("nodes", requested, MAX_NODES)
+    requested = resources.get("procs_per_node", 1) if procs_per_node in (None, "") else procs_per_node
+    ppn = _positive_int("procs_per_node", requested, 64)
+    if not hosts:
+        raise ManifestError(f"no nodes: inventory group {target!r} is empty or missing (pass -i <inventory>)")
+    if want > len(hosts):
+        raise ManifestError(f"{name}/{preset} needs {want} node(s) but inventory group {target!r} "
+                            f"has {len(hosts)}: {', '.join(hosts)}")
+    chosen = list(hosts[:want])
+
+    accelerator = resources.get("accelerator", "cpu")
+    env_spec = manifest.get("env") or {}
+    env = {**(env_spec.get("common") or {}), **(env_spec.get(accelerator) or {})}
+    launch = manifest.get("launch") or {}
+    success = manifest["success"]
+    run_id = run_id or f"{name}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    return {
+        "run_id": run_id,
+        "test_case": name,
+        "preset": preset,
+        "params": resolved,
+        "args": [*launch.get("args", []), *to_cli(resolved, specs)],
+        "code": manifest.get("code", []),
+        "entrypoint": manifest["entrypoint"],
+        "checkpoint_dir": bool(launch.get("checkpoint_dir", False)),
+        "nodes": chosen,
+        "head": chosen[0],
+        "procs_per_node": ppn,
+        "world_size": want * ppn,
+        "accelerator": accelerator,
+        "env": {k: str(v) for k, v in env.items()},
+        "timeout_s": int(success.get("timeout_s", 900)),
+        "checks": list(success.get("checks", [])),
+        "metrics": manifest["metrics"],
+    }

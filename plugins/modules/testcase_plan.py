@@ -1,0 +1,79 @@
+#!/usr/bin/python
+"""Resolve a test-case run request into a launch plan (runs on the controller)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: testcase_plan
+short_description: Validate a test-case run request and resolve it into a launch plan
+description:
+  - Reads C(test_cases/<test_case>/testcase.yml), checks the preset, parameters and node count
+    against the manifest and the inventory, and returns the plan every launcher step uses.
+  - Changes nothing. Bad input fails with a one-line message naming the problem.
+options:
+  test_case: {description: Test case name (a directory under I(test_cases_dir))., type: str, required: true}
+  test_cases_dir: {description: Directory holding the test cases., type: path, required: true}
+  preset: {description: Preset name from the manifest., type: str}
+  params: {description: Parameter overrides., type: raw}
+  nodes: {description: Number of nodes (default from the preset)., type: raw}
+  procs_per_node: {description: Processes per node (default from the preset)., type: raw}
+  hosts: {description: Hosts of the target inventory group, in order., type: list, elements: str, required: true}
+  target: {description: Name of the target inventory group (for messages)., type: str, required: true}
+  run_id: {description: Fixed run id (default generated)., type: str}
+author: awsome.distributed_training developers
+"""
+
+EXAMPLES = r"""
+- name: Plan an fsdp run on two nodes
+  awsome.distributed_training.testcase_plan:
+    test_case: fsdp
+    test_cases_dir: "{{ playbook_dir }}/../test_cases"
+    preset: cpu-tiny
+    params: {steps: 20}
+    hosts: "{{ groups['cluster'] }}"
+    target: cluster
+"""
+
+RETURN = r"""
+plan:
+  description: Resolved run (run_id, nodes, head, world_size, args, env, checks, metrics, ...).
+  returned: success
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
+    ManifestError,
+    load_manifest,
+    resolve,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "test_case": {"type": "str", "required": True},
+            "test_cases_dir": {"type": "path", "required": True},
+            "preset": {"type": "str"},
+            "params": {"type": "raw"},
+            "nodes": {"type": "raw"},
+            "procs_per_node": {"type": "raw"},
+            "hosts": {"type": "list", "elements": "str", "required": True},
+            "target": {"type": "str", "required": True},
+            "run_id": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        manifest = load_manifest(p["test_cases_dir"], p["test_case"])
+        plan = resolve(manifest, preset=p["preset"], params=p["params"], nodes=p["nodes"],
+                       procs_per_node=p["procs_per_node"], hosts=p["hosts"], target=p["target"],
+                       run_id=p["run_id"])
+    except ManifestError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, plan=plan)
+
+
+if __name__ == "__main__":
+    main()
