@@ -91,8 +91,9 @@ def test_collectives_become_a_csv_and_are_checked(tmp_path):
     rows += [{"event": "collective", "rank": 0, "time": 2, "op": "all_reduce", "bytes": b, "busbw_gbps": 1.0,
               "correct": b != 2048} for b in (1024, 2048)]
     (node / "metrics-rank0.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    bw_plot = {"event": "collective", "x": "bytes", "y": "busbw_gbps", "group": "op"}
     plan = PLAN | {"nodes": ["node1"], "world_size": 1, "checks": ["all_ranks_reported", "all_correct"],
-                   "metrics": {"plots": [{"event": "collective", "x": "bytes", "y": "busbw_gbps", "group": "op"}]}}
+                   "metrics": {"plots": [bw_plot]}}
     s = write_report(str(tmp_path), plan)
     assert s["failures"] == ["wrong results: all_reduce@2048B"]
     assert (tmp_path / "collectives.csv").read_text().splitlines()[0].startswith("op,dtype,bytes")
