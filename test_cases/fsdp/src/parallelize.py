@@ -1,0 +1,79 @@
+"""Activation checkpointing, torch.compile and FSDP2 for the Llama model (applied in that order)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+
+from dtcase.model import Transformer
+
+AC_MODES = ("none", "selective", "full")
+
+# Selective AC (torchtitan's "op" policy): inside each block keep the outputs of attention kernels,
+# reductions and every other matmul; recompute the rest (cheap pointwise ops, half the matmuls).
+_SAVE_OPS = {
+    torch.ops.aten.mm.default,
+    torch.ops.aten.max.default,
+    torch.ops.aten._scaled_dot_product_efficient_attention.default,
+    torch.ops.aten._scaled_dot_product_flash_attention.default,
+    torch.ops.aten._scaled_dot_product_cudnn_attention.default,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default,
+    torch.ops._c10d_functional.reduce_scatter_tensor.default,
+}
+
+
+def _selective_context():
+    counts: dict[str, int] = defaultdict(int)
+
+    def policy(ctx, func, *args, **kwargs):
+        mode = "recompute" if ctx.is_recompute else "forward"
+        if func == torch.ops.aten.mm.default:
+            counts[mode] += 1
+        save = func in _SAVE_OPS and not (func == torch.ops.aten.mm.default and counts[mode] % 2 == 0)
+        return CheckpointPolicy.MUST_SAVE if save else CheckpointPolicy.PREFER_RECOMPUTE
+
+    return create_selective_checkpoint_contexts(policy)
+
+
+def apply_ac(model: Transformer, mode: str) -> None:
+    """Wrap every transformer block: ``full`` recomputes the whole block in backward, ``selective``
+    follows the op policy above; ``none`` leaves the model alone."""
+    if mode not in AC_MODES:
+        raise ValueError(f"unknown activation checkpointing mode {mode!r}: expected one of {AC_MODES}")
+    if mode == "none":
+        return
+    extra = {"context_fn": _selective_context} if mode == "selective" else {}
+    for name, block in list(model.layers.named_children()):
+        model.layers.register_module(name, checkpoint_wrapper(block, preserve_rng_state=False, **extra))
+
+
+def apply_compile(model: Transformer) -> None:
+    """Compile each block in place (names, hence checkpoints, are unchanged); blocks share one graph."""
+    for block in model.layers.children():
+        block.compile(fullgraph=True)
+
+
+def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtype: torch.dtype) -> None:
+    """FSDP2: one shard group per block, one for the embedding, one for norm + head, then the root."""
+    mesh = init_device_mesh(device_type, (world_size,))
+    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    blocks = list(model.layers.children())
+    fully_shard(model.tok_embeddings, mesh=mesh, mp_policy=mp)
+    for i, block in enumerate(blocks):
+        # The last block's backward starts right after forward: keeping it gathered saves an all-gather.
+        fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=i < len(blocks) - 1)
+    fully_shard([model.norm, model.output], mesh=mesh, mp_policy=mp, reshard_after_forward=False)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+
+
+def parallelize(model: Transformer, *, ac: str, compile_blocks: bool, device_type: str, world_size: int,
+                param_dtype: torch.dtype) -> None:
+    apply_ac(model, ac)
+    if compile_blocks:
+        apply_compile(model)
+    apply_fsdp(model, device_type, world_size, param_dtype)
