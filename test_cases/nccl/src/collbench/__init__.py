@@ -1,0 +1,1 @@
+"""Collective bus-bandwidth sweep (the `nccl` test case): nccl-tests' method on torch.distributed."""
