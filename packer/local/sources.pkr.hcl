@@ -1,0 +1,1 @@
+../container/sources.pkr.hcl

@@ -1,0 +1,1 @@
+../container/variables.pkr.hcl
