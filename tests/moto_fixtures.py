@@ -1,0 +1,91 @@
+"""A local moto server for the AWS-facing tests (S3, EC2, CloudFormation, SageMaker HyperPod).
+
+Tests talk to it only through `endpoint_url`, exactly like code talks to AWS. The server binds
+127.0.0.1 on a free port and is stopped when the test session ends. Import the fixtures you use
+into a test module (`from moto_fixtures import moto, aws_env  # noqa: F401`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
+REGION = "us-east-1"
+# moto accepts any credentials; these only keep boto3 from looking for real ones.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Moto:
+    endpoint: str
+    region: str = REGION
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def reset(self) -> None:
+        """Forget every resource (moto's own reset API), so each test starts from an empty account."""
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+
+
+@pytest.fixture(scope="session")
+def moto_session(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    env = {**os.environ, **CREDENTIALS}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
+            time.sleep(0.3)
+    try:
+        yield Moto(endpoint)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def moto(moto_session: Moto) -> Moto:
+    """The session's moto server, emptied before the test."""
+    moto_session.reset()
+    return moto_session
+
+
+@pytest.fixture
+def aws_env(moto: Moto) -> dict[str, str]:
+    """Environment for ansible-playbook / ansible-inventory runs against moto (credentials + region)."""
+    return {**CREDENTIALS, "AWS_REGION": moto.region}
