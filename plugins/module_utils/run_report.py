@@ -12,9 +12,14 @@ import html
 import json
 import math
 import os
+import re
 from statistics import mean
 from typing import Any
 
+# torchrun's own failure banner says nothing about the cause; skip it when quoting a log.
+_BANNER = re.compile(r"^\s*(=+|-+|error_file:|traceback\s*:|To enable traceback|\[\d+\]:|Failures:|Root Cause"
+                     r"|time\s*:|host\s*:|rank\s*:|exitcode\s*:|local_rank\s*:|<NO_OTHER_FAILURES>)")
+_CAUSE = re.compile(r"(Error|Exception|error:|Killed|Traceback|SystemExit|Aborted|Segmentation)")
 STEADY_FIELDS = ("tokens_per_s_per_device", "tflops_per_device", "mfu", "step_time_s")
 COLLECTIVE_COLUMNS = ("op", "dtype", "bytes", "count", "iters", "time_us", "algbw_gbps", "busbw_gbps",
                       "correct")
@@ -59,8 +64,23 @@ def node_status(run_dir: str, host: str) -> dict:
         "host": host,
         "rc": int(rc_text.split()[0]) if rc_text and rc_text.split() else None,
         "reason": (read("reason") or "").strip() or None,
-        "log_tail": "\n".join(log.rstrip().splitlines()[-12:]),
+        "log_tail": "\n".join(log.rstrip().splitlines()[-40:]),
     }
+
+
+def log_excerpt(log: str, lines: int = 3) -> str:
+    """The few lines of a node log most likely to say why it failed.
+
+    torchrun reports a failed worker with its own traceback and banner after the worker's output;
+    the cause is in the worker's lines before that report.
+    """
+    all_lines = log.splitlines()
+    cut = next((i for i, ln in enumerate(all_lines) if "failed (exitcode:" in ln), len(all_lines))
+    useful = [ln.strip() for ln in all_lines[:cut] if ln.strip() and not _BANNER.match(ln)]
+    if not useful:
+        useful = [ln.strip() for ln in all_lines if ln.strip() and not _BANNER.match(ln)]
+    causes = [ln for ln in useful if _CAUSE.search(ln)]
+    return " | ".join((causes or useful)[-lines:])
 
 
 def steady_window(steps: list[int]) -> tuple[int, int]:
@@ -91,8 +111,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
             failures.append(f"{st['host']}: no exit status (job did not finish)")
         elif st["rc"] != 0:
             why = f" ({st['reason']})" if st["reason"] else ""
-            failures.append(f"{st['host']}: exited {st['rc']}{why}; log tail: "
-                            + " | ".join(st["log_tail"].splitlines()[-3:]))
+            failures.append(f"{st['host']}: exited {st['rc']}{why}: {log_excerpt(st['log_tail'])}")
 
     started = {r["rank"] for r in records if r.get("event") == "start"}
     ended = {r["rank"] for r in records if r.get("event") == "end"}
