@@ -4,10 +4,13 @@
 locals {
   # file() resolves relative paths against the template directory in Packer 1.6.6.
   stack_manifest = yamldecode(file("../../stack/versions.yml"))
+  # The versions of the components this profile carries (stack_profiles in the manifest).
   # Values are interpolated because Packer 1.6.6 has no tostring().
-  stack_versions = { for k, v in local.stack_manifest.stack_versions : k => "${v}" }
-  repo           = abspath("${path.root}/../..")
-  playbook       = "${local.repo}/playbooks/image.yml"
+  stack_versions = {
+    for k in local.stack_manifest.stack_profiles[var.profile] : k => "${local.stack_manifest.stack_versions[k]}"
+  }
+  repo     = abspath("${path.root}/../..")
+  playbook = "${local.repo}/playbooks/image.yml"
 
   # Extra vars every bake hands to playbooks/image.yml (the mirror and its overlay are optional).
   ansible_mirror_args = concat(
