@@ -10,8 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import ansible_env, run_playbook
-from moto_fixtures import aws_env, free_port, moto, moto_session  # noqa: F401
+from moto_fixtures import ansible_env, aws_env, free_port, moto, moto_session, run_playbook  # noqa: F401
 
 BUCKET = "training-data"
 PART = 5 * 1024 * 1024  # S3's smallest multipart part
