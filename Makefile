@@ -79,7 +79,7 @@ integration: setup images ## simulated-cluster and moto-backed tests
 	pytest tests/integration
 
 benchmark: setup ## launch overhead: ansible-playbook vs torchrun by hand, 2 and 4 nodes
-	$(VENV)/bin/python scripts/bench_launch_overhead.py --nodes 2 4
+	$(VENV)/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2
 
 # ---------------------------------------------------------------- images
 ami: setup ## bake an AMI: make ami PROFILE=gpu|neuron|cpu OS=ubuntu-22.04|ubuntu-24.04|al2023

@@ -119,7 +119,8 @@ def to_cli(params: dict, specs: dict) -> list[str]:
 
 
 def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: Any = None,
-            procs_per_node: Any = None, hosts: list[str], target: str, run_id: str | None = None) -> dict:
+            procs_per_node: Any = None, hosts: list[str], target: str, run_id: str | None = None,
+            timeout_s: Any = None) -> dict:
     """Turn a request into the plan every later launcher step reads."""
     name = manifest["name"]
     presets = manifest["presets"]
@@ -175,7 +176,8 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
         "world_size": want * ppn,
         "accelerator": accelerator,
         "env": {k: str(v) for k, v in env.items()},
-        "timeout_s": int(success.get("timeout_s", 900)),
+        "timeout_s": _positive_int("timeout_s", timeout_s, 7 * 86400) if timeout_s not in (None, "")
+        else int(success.get("timeout_s", 900)),
         "checks": list(success.get("checks", [])),
         "metrics": manifest["metrics"],
     }

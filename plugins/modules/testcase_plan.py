@@ -20,6 +20,7 @@ options:
   hosts: {description: Hosts of the target inventory group, in order., type: list, elements: str, required: true}
   target: {description: Name of the target inventory group (for messages)., type: str, required: true}
   run_id: {description: Fixed run id (default generated)., type: str}
+  timeout_s: {description: Seconds before the run is stopped (default from the manifest)., type: raw}
 author: awsome.distributed_training developers
 """
 
@@ -61,6 +62,7 @@ def main() -> None:
             "hosts": {"type": "list", "elements": "str", "required": True},
             "target": {"type": "str", "required": True},
             "run_id": {"type": "str"},
+            "timeout_s": {"type": "raw"},
         },
         supports_check_mode=True,
     )
@@ -69,7 +71,7 @@ def main() -> None:
         manifest = load_manifest(p["test_cases_dir"], p["test_case"])
         plan = resolve(manifest, preset=p["preset"], params=p["params"], nodes=p["nodes"],
                        procs_per_node=p["procs_per_node"], hosts=p["hosts"], target=p["target"],
-                       run_id=p["run_id"])
+                       run_id=p["run_id"], timeout_s=p["timeout_s"])
     except ManifestError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, plan=plan)

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Launch overhead of the product path: `ansible-playbook run_fsdp.yml` vs torchrun started by hand.
+
+For each node count it (re)creates the simulated cluster, then measures the wall time from the
+start of the launch to rank 0's first training step (the step event's own timestamp):
+  ansible  - `ansible-playbook playbooks/run_fsdp.yml` (plan, checks, staging, start, follow)
+  by hand  - `ssh node torchrun ...` to every node at once, reusing the code the ansible run staged
+Prints one row per node count with the medians and the ratio. Usage:
+  .venv/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv" / "bin"
+ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{VENV}:{os.environ['PATH']}"}
+
+
+def sh(*cmd: str) -> str:
+    proc = subprocess.run(cmd, cwd=REPO, env=ENV, text=True, capture_output=True)
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def first_step_time(metrics: Path) -> float:
+    for line in metrics.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("event") == "step":
+            return rec["time"]
+    raise RuntimeError(f"no step in {metrics}")
+
+
+def ansible_run(inventory: Path, nodes: int, steps: int) -> tuple[float, Path]:
+    t0 = time.time()
+    sh(str(VENV / "ansible-playbook"), "playbooks/run_fsdp.yml", "-i", str(inventory),
+       "-e", "preset=cpu-tiny", "-e", f"nodes={nodes}", "-e", json.dumps({"params": {"steps": steps}}))
+    run_dir = (REPO / "results" / "latest").resolve()
+    return first_step_time(run_dir / "nodes" / "node1" / "metrics-rank0.jsonl") - t0, run_dir
+
+
+def manual_run(inventory: Path, run_dir: Path, steps: int) -> float:
+    inv = yaml.safe_load(inventory.read_text())["all"]["children"]["cluster"]
+    hosts, v = inv["hosts"], inv["vars"]
+    names = sorted(hosts)[: len(json.loads((run_dir / "summary.json").read_text())["nodes"])]
+    head = hosts[names[0]]["ansible_host"]
+    work = Path(v["launcher_work_root"]) / run_dir.name
+    out = Path(f"/tmp/bench-manual-{os.getpid()}")
+    t0 = time.time()
+    procs = []
+    for rank, name in enumerate(names):
+        node_dir = work / name
+        cmd = (f"cd {node_dir} && PYTHONPATH=code/common:code/fsdp/src OMP_NUM_THREADS=1 "
+               f"GLOO_SOCKET_IFNAME={v['network_interface']} {v['launcher_python']} -m torch.distributed.run "
+               f"--nnodes {len(names)} --nproc-per-node 1 --node-rank {rank} --master-addr {head} "
+               f"--master-port 29501 code/fsdp/src/train.py --model tiny --steps {steps} "
+               f"--output-dir {out}/{name}")
+        procs.append(subprocess.Popen(
+            ["ssh", "-i", v["ansible_ssh_private_key_file"], "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+             f"root@{hosts[name]['ansible_host']}", cmd],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for p in procs:
+        if p.wait():
+            sys.exit("manual torchrun failed")
+    return first_step_time(out / names[0] / "metrics-rank0.jsonl") - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, nargs="+", default=[2, 4])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    a = ap.parse_args()
+    inventory = REPO / ".state" / "cluster" / "inventory.yml"
+    rows = []
+    for n in a.nodes:
+        sh(str(VENV / "ansible-playbook"), "playbooks/local_cluster.yml", "-e", "cluster_state=present",
+           "-e", f"cluster_nodes={n}")
+        ans, man = [], []
+        for _ in range(a.repeats):
+            t, run_dir = ansible_run(inventory, n, a.steps)
+            ans.append(t)
+            man.append(manual_run(inventory, run_dir, a.steps))
+        rows.append((n, statistics.median(ans), statistics.median(man)))
+    print(f"{'nodes':>5} {'ansible-playbook s':>19} {'torchrun by hand s':>19} {'ratio':>6}")
+    for n, ans_s, man_s in rows:
+        print(f"{n:>5} {ans_s:>19.1f} {man_s:>19.1f} {ans_s / man_s:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

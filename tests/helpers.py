@@ -1,0 +1,40 @@
+"""Helpers shared by every test directory: `from helpers import REPO, run, run_playbook`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    """The environment `make` gives ansible-playbook, molecule and the linters."""
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["CONTAINERS_CONF"] = str(REPO / "molecule" / "containers.conf")
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], *, timeout: float = 900, check: bool = False, env: dict | None = None,
+        cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run a command from the repository root and return its completed process (text output)."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env or ansible_env(), text=True, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-6000:]}")
+    return proc
+
+
+def run_playbook(playbook: str, *args: str, inventory: str | Path | None = None, check: bool = False,
+                 timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [str(VENV_BIN / "ansible-playbook"), playbook, *args]
+    if inventory is not None:
+        cmd[2:2] = ["-i", str(inventory)]
+    return run(cmd, timeout=timeout, check=check, env=env)

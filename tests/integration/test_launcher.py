@@ -1,0 +1,164 @@
+"""The main job end to end: run_<case>.yml on the 2-node simulated cluster, judged by its results.
+
+Every node is a network namespace with its own hostname and sshd; the launcher reaches them over
+SSH exactly as it reaches EC2 nodes. A run passes only when every rank reported from its own node
+and the loss fell; failures must carry a clear message and leave nothing running.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO, run_playbook
+
+pytestmark = pytest.mark.slow
+FAULTY = Path(__file__).parent / "faulty_cases"
+
+
+def results_of(proc: subprocess.CompletedProcess) -> Path:
+    match = re.search(r"(passed|failed)?:? ?(/\S+/results/[^/\s]+)/report\.html", proc.stdout)
+    assert match, proc.stdout[-3000:]
+    return Path(match.group(2))
+
+
+def summary_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def no_job_left(inventory: Path) -> None:
+    """No torchrun is left on any node: every pid file's process group is gone."""
+    cluster = yaml.safe_load(inventory.read_text())["all"]["children"]["cluster"]
+    work = Path(cluster["vars"]["launcher_work_root"])
+    for pid_file in work.glob("*/*/pid"):
+        pgid = pid_file.read_text().strip()
+        alive = subprocess.run(["kill", "-0", "--", f"-{pgid}"], capture_output=True).returncode == 0
+        assert not alive, f"job of {pid_file.parent} still running"
+
+
+def assert_trained_on_every_node(run_dir: Path, steps: int) -> dict:
+    s = summary_of(run_dir)
+    assert s["status"] == "passed", s["failures"]
+    assert s["nodes"] == ["node1", "node2"] and s["ranks_reported"] == [0, 1]
+    assert s["steps"] == steps and s["loss_last"] < s["loss_first"]
+    recs = records(run_dir)
+    # Each rank ran inside its own simulated node (the hostname the rank itself saw).
+    assert {(r["rank"], r["node"]) for r in recs if r["event"] == "start"} == {(0, "node1"), (1, "node2")}
+    for rank in (0, 1):
+        rank_steps = [r for r in recs if r["event"] == "step" and r["rank"] == rank]
+        assert len(rank_steps) == steps
+    for png in s["plots"]:
+        assert (run_dir / png).stat().st_size > 1000
+    assert "passed" in (run_dir / "report.html").read_text()
+    return s
+
+
+def test_fsdp_cpu_tiny_trains_on_both_nodes(local_cluster):
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", inventory=local_cluster)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert re.search(r"fsdp/cpu-tiny step \d+/\d+ +loss", proc.stdout), "no progress lines shown"
+    run_dir = results_of(proc)
+    s = assert_trained_on_every_node(run_dir, steps=summary_of(run_dir)["params"]["steps"])
+    for key in ("tokens_per_s_per_device", "tflops_per_device", "mfu", "step_time_s"):
+        assert s["steady"][key] > 0, key
+    assert s["peak_mem_gib_max"] > 0
+    assert (REPO / "results" / "latest").resolve() == run_dir
+    no_job_left(local_cluster)
+
+
+def test_ddp_cpu_tiny_trains_on_both_nodes(local_cluster):
+    proc = run_playbook("playbooks/run_ddp.yml", "-e", "preset=cpu-tiny", inventory=local_cluster)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    run_dir = results_of(proc)
+    assert_trained_on_every_node(run_dir, steps=summary_of(run_dir)["params"]["steps"])
+
+
+def test_nccl_cpu_small_sweeps_collectives_correctly(local_cluster):
+    proc = run_playbook("playbooks/run_nccl.yml", "-e", "preset=cpu-small", inventory=local_cluster)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    run_dir = results_of(proc)
+    s = summary_of(run_dir)
+    assert s["status"] == "passed" and s["ranks_reported"] == [0, 1] and s["collectives"] > 0
+    rows = (run_dir / "collectives.csv").read_text().splitlines()
+    assert rows[0].startswith("op,dtype,bytes") and len(rows) - 1 == s["collectives"]
+    assert any(p.startswith("busbw_gbps") for p in s["plots"])
+
+
+def faulty(inventory: Path, *extra: str, params: dict | None = None) -> subprocess.CompletedProcess:
+    return run_playbook("playbooks/run_test_case.yml", "-e", "test_case=faulty", "-e", "preset=cpu-tiny",
+                        "-e", f"launcher_test_cases_dir={FAULTY}", "-e", json.dumps({"params": params or {}}),
+                        *extra, inventory=inventory)
+
+
+def test_a_rank_failing_on_one_node_fails_the_play_with_that_nodes_error(local_cluster):
+    proc = faulty(local_cluster, params={"fail_rank": 1})
+    assert proc.returncode != 0
+    assert "node2: exited 1: " in proc.stdout and "injected failure on rank 1" in proc.stdout
+    s = summary_of(results_of(proc))
+    assert s["status"] == "failed" and any("did not report" in f for f in s["failures"])
+    no_job_left(local_cluster)
+
+
+def test_a_hung_job_is_stopped_at_the_timeout(local_cluster):
+    proc = faulty(local_cluster, "-e", "timeout_s=8", params={"hang": True})
+    assert proc.returncode != 0
+    assert "timed out after 8s" in proc.stdout
+    s = summary_of(results_of(proc))
+    assert any("timeout after 8s" in f for f in s["failures"])
+    no_job_left(local_cluster)
+
+
+def test_a_flat_loss_fails_the_success_criteria(local_cluster):
+    proc = faulty(local_cluster, params={"flat_loss": True})
+    assert proc.returncode != 0
+    assert "loss did not fall" in proc.stdout
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["-e", "test_case=nope", "-e", "preset=cpu-tiny"], "unknown test case 'nope' (known: "),
+    (["-e", "test_case=fsdp", "-e", "preset=nope"], "unknown preset 'nope' for fsdp (presets: "),
+    (["-e", "test_case=fsdp", "-e", "preset=cpu-tiny", "-e", "nodes=0"],
+     "nodes must be between 1 and 64, got 0"),
+    (["-e", "test_case=fsdp", "-e", "preset=cpu-tiny", "-e", "nodes=3"],
+     "fsdp/cpu-tiny needs 3 node(s) but inventory group 'cluster' has 2: node1, node2"),
+    (["-e", "test_case=fsdp", "-e", "preset=cpu-tiny", "-e", '{"params": {"steps": "many"}}'],
+     "parameter 'steps' must be int, got 'many'"),
+])
+def test_bad_requests_are_refused_before_anything_starts(local_cluster, extra, message):
+    before = set((REPO / "results").glob("*"))
+    proc = run_playbook("playbooks/run_test_case.yml", *extra, inventory=local_cluster)
+    assert proc.returncode != 0
+    assert message in proc.stdout, proc.stdout[-2000:]
+    assert "PLAY [Run on the nodes]" not in proc.stdout
+    assert set((REPO / "results").glob("*")) == before
+
+
+def test_a_missing_inventory_is_refused(tmp_path):
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", inventory=tmp_path / "missing.yml")
+    assert proc.returncode != 0
+    assert "no nodes: inventory group 'cluster' is empty or missing (pass -i <inventory>)" in proc.stdout
+
+
+def test_an_unreachable_node_stops_the_run_before_launch(local_cluster, tmp_path):
+    inv = yaml.safe_load(local_cluster.read_text())
+    # A node whose SSH port is closed (loopback, port 1): unreachable without leaving this machine.
+    inv["all"]["children"]["cluster"]["hosts"]["node2"] = {"ansible_host": "127.0.0.1", "ansible_port": 1}
+    bad = tmp_path / "inventory.yml"
+    bad.write_text(yaml.safe_dump(inv))
+    work = Path(inv["all"]["children"]["cluster"]["vars"]["launcher_work_root"])
+    before = set(work.glob("*")) if work.exists() else set()
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", inventory=bad)
+    assert proc.returncode != 0
+    assert "unreachable node(s): node2; nothing was launched" in proc.stdout
+    assert (set(work.glob("*")) if work.exists() else set()) == before
+    shutil.rmtree(tmp_path, ignore_errors=True)
