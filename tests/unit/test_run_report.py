@@ -61,7 +61,8 @@ def test_missing_rank_flat_loss_and_nan_are_each_reported(tmp_path):
 def test_failed_node_carries_its_log_excerpt(tmp_path):
     log = ("step 3\nTraceback (most recent call last):\nRuntimeError: gloo connection reset\n"
            "E1128 elastic/multiprocessing/api.py:1002] failed (exitcode: 1) local_rank: 0\n"
-           "Traceback (most recent call last):\nChildFailedError:\n============\nRoot Cause (first observed failure):\n  error_file: <N/A>\n"
+           "Traceback (most recent call last):\nChildFailedError:\n============\n"
+           "Root Cause (first observed failure):\n  error_file: <N/A>\n"
            "  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html\n")
     s = summarize(str(make_run(tmp_path, rc=(0, 1), log=log)), PLAN)
     assert ("node2: exited 1: Traceback (most recent call last): | RuntimeError: gloo connection reset"
