@@ -1,0 +1,61 @@
+"""Fabric roles: efa, nccl, neuron, container_runtime, enroot, lustre_client.
+
+The Molecule scenario installs from the TEST FIXTURE mirror (tests/fixtures/mirror): a fake EFA
+installer, fake enroot .debs and signed fixture apt repositories stand in for vendor payloads that
+cannot be downloaded here. It tests the roles' logic (flags, version detection and upgrade, pins,
+holds, rendered configuration), not EFA/NCCL/Neuron on hardware. FSx cannot be mounted in a
+container: only the fstab entry and module options are checked.
+"""
+
+from __future__ import annotations
+
+import sys
+import pytest
+
+# Root conftest helpers, loaded by path (moto_fixtures re-exports them; see its _root_conftest).
+from moto_fixtures import REPO, VENV_BIN, ansible_env, run, run_playbook
+
+sys.path.insert(0, str(REPO / "tests" / "fixtures" / "mirror"))
+import build_apt_repos  # noqa: E402
+import build_mirror  # noqa: E402
+import serve  # noqa: E402
+
+PLAYBOOK = "tests/molecule/playbooks/fabric_role.yml"
+
+
+@pytest.fixture(scope="module")
+def fabric_mirror(tmp_path_factory):
+    """The fixture mirror (artifacts + apt repositories) served on 127.0.0.1."""
+    out = tmp_path_factory.mktemp("fabric-mirror")
+    build_mirror.build(out, REPO / "stack" / "versions.yml")
+    build_apt_repos.build(out, REPO / "stack" / "versions.yml")
+    with serve.serve(out) as url:
+        yield url, out / "mirror_versions.yml"
+
+
+@pytest.mark.slow
+def test_node_fabric_scenario(fabric_mirror):
+    url, overlay = fabric_mirror
+    env = ansible_env(AWSOME_ARTIFACT_MIRROR=url, AWSOME_MIRROR_OVERLAY=str(overlay))
+    proc = run([str(VENV_BIN / "molecule"), "test", "-s", "node_fabric"], env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    assert "Idempotence completed successfully" in proc.stdout
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+@pytest.mark.parametrize(("role", "extra", "message"), [
+    ("efa", ["-e", "efa_installer_version=1.41"],
+     "efa_installer_version '1.41' is not a release number like 1.41.0"),
+    ("efa", ["-e", "stack_container=true", "-e", "efa_skip_kmod=false"],
+     "efa_container is true but efa_skip_kmod is false"),
+    ("neuron", ["-e", "stack_container=true", "-e", "neuron_install_driver=true"],
+     "the driver cannot be built in a container image"),
+    ("lustre_client", ["-e", '{"lustre_client_mounts": [{"dns_name": "fs-1.fsx", "path": "/fsx"}]}'],
+     "lustre_client_mounts entries need dns_name, mount_name and an absolute path"),
+])
+def test_bad_input_fails_before_changes(role, extra, message):
+    proc = run_playbook(PLAYBOOK, "-e", f"fabric_role={role}", *extra, timeout=300)
+    assert proc.returncode != 0
+    assert message in proc.stdout, proc.stdout[-4000:]
+    recap = proc.stdout[proc.stdout.index("PLAY RECAP"):]
+    assert "changed=0" in recap, recap
