@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import REPO, ansible_env
 
 PROFILES = ["gpu", "neuron", "cpu"]
