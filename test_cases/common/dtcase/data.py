@@ -17,7 +17,7 @@ import random
 import torch
 
 CORPUS_CHUNK_BYTES = 1 << 20
-CORPUS_MAX_BYTES = 64 << 20  # beyond this, sample windows wrap around (a new epoch)
+CORPUS_MAX_BYTES = 16 << 20  # beyond this, sample windows wrap around (a new epoch)
 _SYLLABLES = ["ka", "ri", "to", "men", "sa", "lo", "ve", "dra", "nu", "pi", "shi", "gor", "el", "tan",
               "mo", "ber", "qui", "za", "fen", "ul", "os", "tri", "ham", "wy"]
 

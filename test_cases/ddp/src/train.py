@@ -1,0 +1,41 @@
+"""Data-parallel training of a small Llama-style model with DistributedDataParallel (run by torchrun).
+
+Model, data, schedule, metrics and checkpoints are the shared ones in dtcase; only the wrapping
+differs from the fsdp case. See docs/test_cases/ddp.md.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from dtcase.model import MODEL_CONFIGS, Transformer
+from dtcase.runtime import finish, init_distributed
+from dtcase.trainer import TrainSetup, base_parser, compute_dtype, parse_args, train
+
+
+def main() -> int:
+    args = parse_args(base_parser("Data-parallel training with DistributedDataParallel"))
+    ctx = init_distributed()
+    dtype = compute_dtype(args, ctx.device)
+    torch.manual_seed(args.seed)
+    # Same initial weights on every rank (same seed); DDP also broadcasts rank 0's at wrap time.
+    base = Transformer(MODEL_CONFIGS[args.model], args.seq_len)
+    base.init_weights()
+    base.to(ctx.device)
+    if args.compile:
+        base.compile()
+    model = DistributedDataParallel(base, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    # Parameters stay fp32 under DDP; bf16 compute comes from autocast.
+    forward_context = (functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
+                       if dtype == torch.bfloat16 else None)
+    setup = TrainSetup(args=args, ctx=ctx, model=model, base=base, dtype=dtype, facts={"parallelism": "ddp"})
+    if forward_context:
+        setup.forward_context = forward_context
+    return train(setup)
+
+
+if __name__ == "__main__":
+    finish(main())
