@@ -18,6 +18,7 @@ import torch.distributed as dist
 from collbench import bandwidth, sweep
 from collbench.ops import select_impl
 from collbench.table import HEADER, format_footer, format_row
+
 from dtcase.metrics import MetricsWriter
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -122,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     if wrong:
         say(f"# {len(wrong)} result(s) were wrong: "
             + ", ".join(f"{r['op']}@{r['bytes']}" for r in wrong), file=sys.stderr, flush=True)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     writer.write("end", status="ok" if not wrong else "wrong_results", steps=len(rows),
-                 wrong=len(wrong), wall_s=round(time.time() - t0, 3))
+                 wrong=len(wrong), peak_mem_gib=peak and round(peak, 3), wall_s=round(time.time() - t0, 3))
     writer.close()
     dist.destroy_process_group()
     return 1 if wrong else 0

@@ -1,9 +1,11 @@
 """Predictable buffer contents: what each rank puts in, and what each rank must get back.
 
-Every value is a small integer, so copies are exact in bf16/fp16/fp32 and reductions are exact
-as long as every partial sum stays below the dtype's exact-integer limit (2**8 for bf16): the
-per-rank reduction values are therefore 1..k with k chosen from the world size. Past that limit
-(bf16 beyond 256 ranks) sums are compared with a relative tolerance instead.
+Every value is a small integer, so copies are exact in bf16/fp16/fp32. Reductions add
+q(i) * w(rank), q(i) = 1 + i % m and w = 1 or 2 by rank parity: the sum varies along the buffer
+(a chunk delivered to the wrong rank differs, m being odd) and drops if a rank is missing or
+doubled. m is chosen from the world size so every partial sum stays below the dtype's exact
+integer limit (2**8 for bf16); past that (bf16 beyond 170 ranks) sums are compared with a
+relative tolerance instead.
 
 Buffers are filled and checked in chunks so that a 4 GiB buffer never needs an int64 index
 tensor of its own size (that would be 16 GiB).
@@ -31,10 +33,10 @@ class Pattern:
     def __init__(self, world_size: int, dtype: torch.dtype):
         limit = EXACT_INT_LIMIT[dtype]
         self.n = world_size
-        self.k = max(1, min(8, limit // world_size))
-        self.exact = world_size * self.k <= limit
-        # sums[m] = sum over ranks of reduce_value(rank, idx) for idx % k == m
-        self.sums = [sum((r + m) % self.k + 1 for r in range(world_size)) for m in range(self.k)]
+        self.weight = sum(1 + r % 2 for r in range(world_size))  # sum of w(rank) over ranks
+        m = min(251, max(1, limit // self.weight))
+        self.m = m if m % 2 else m - 1  # odd: power-of-two chunk sizes are never a multiple of it
+        self.exact = self.m * self.weight <= limit
 
     @staticmethod
     def copy_value(rank: int | torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -42,11 +44,10 @@ class Pattern:
         return (rank * 37 + idx) % 251 + 1
 
     def reduce_value(self, rank: int, idx: torch.Tensor) -> torch.Tensor:
-        return (rank + idx) % self.k + 1
+        return (idx % self.m + 1) * (1 + rank % 2)
 
     def reduced(self, idx: torch.Tensor) -> torch.Tensor:
-        table = torch.tensor(self.sums, dtype=torch.int64, device=idx.device)
-        return table[idx % self.k]
+        return (idx % self.m + 1) * self.weight
 
     def input_fn(self, op: str, rank: int) -> IndexFn | None:
         """Values for rank's input buffer; None means zeros (broadcast receivers)."""

@@ -11,6 +11,11 @@ from collbench.timing import all_ranks_true, time_per_op_us
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 
 
+def _sig(x: float) -> float:
+    """Six significant digits: enough for any size, readable in the JSON."""
+    return float(f"{x:.6g}")
+
+
 def measure(impl: Impl, nbytes: int, *, rank: int, world_size: int, dtype: torch.dtype,
             device: torch.device, iters: int, warmup_iters: int, graph: bool = False) -> dict:
     """The `collective` row of one point; `correct` is true only if every rank got the right values."""
@@ -34,9 +39,9 @@ def measure(impl: Impl, nbytes: int, *, rank: int, world_size: int, dtype: torch
     time_us = time_per_op_us(run, iters, warmup_iters, device, graph)
     return {
         "op": impl.op, "impl": impl.name, "dtype": DTYPE_NAMES[dtype], "bytes": shape.nbytes,
-        "count": shape.count, "iters": iters, "time_us": round(time_us, 3),
-        "algbw_gbps": round(bandwidth.algbw_gbps(shape.nbytes, time_us), 3),
-        "busbw_gbps": round(bandwidth.busbw_gbps(impl.op, shape.nbytes, time_us, world_size), 3),
+        "count": shape.count, "iters": iters, "time_us": _sig(time_us),
+        "algbw_gbps": _sig(bandwidth.algbw_gbps(shape.nbytes, time_us)),
+        "busbw_gbps": _sig(bandwidth.busbw_gbps(impl.op, shape.nbytes, time_us, world_size)),
         "correct": correct, "supported": True,
     }
 
