@@ -205,3 +205,20 @@ def test_default_arguments_are_the_nccl_tests_ones(tmp_path):
     args = collectives.parse_args(["--output-dir", str(tmp_path)])
     assert (args.min_bytes, args.iters, args.warmup_iters) == (1024, 20, 5)
     assert args.ops == list(bandwidth.OPS)
+
+
+def test_every_preset_renders_arguments_the_entrypoint_accepts(tmp_path, monkeypatch):
+    from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
+        load_manifest,
+        resolve,
+    )
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # h100-sweep asks for --device cuda
+    manifest = load_manifest(str(Path(__file__).resolve().parents[2] / "test_cases"), "nccl")
+    seen = {}
+    for preset in manifest["presets"]:
+        plan = resolve(manifest, preset=preset, hosts=["n1", "n2"], target="cluster")
+        seen[preset] = collectives.parse_args([*plan["args"], "--output-dir", str(tmp_path)])
+    assert (seen["cpu-small"].device, seen["cpu-small"].max_bytes) == ("cpu", 1 << 20)
+    assert (seen["h100-sweep"].dtype, seen["h100-sweep"].max_bytes) == ("bf16", 4 << 30)
+    assert seen["h100-sweep"].ops == list(bandwidth.OPS)
