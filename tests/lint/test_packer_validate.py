@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -60,10 +61,24 @@ def ami_v166() -> Iterator[Path]:
     shutil.rmtree(copy)
 
 
+def validate_args(ami_dir: Path) -> list[tuple[str, ...]]:
+    """Every validate the suite runs: the AMI for each OS x profile, the container templates."""
+    return ([("-var", f"profile={p}", "-var", f"os={o}", str(ami_dir)) for p in PROFILES for o in OSES]
+            + [("-var", f"profile={p}", "packer/container") for p in PROFILES] + [("packer/local",)])
+
+
+@pytest.fixture(scope="module")
+def validations(ami_v166: Path) -> dict[tuple[str, ...], subprocess.CompletedProcess]:
+    """Run the validates concurrently (each spends most of its time starting ansible-playbook)."""
+    args = validate_args(ami_v166)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(args, pool.map(lambda a: packer("validate", *a), args), strict=True))
+
+
 @pytest.mark.parametrize("os_name", OSES)
 @pytest.mark.parametrize("profile", PROFILES)
-def test_ami_template_validates(ami_v166: Path, profile: str, os_name: str) -> None:
-    proc = packer("validate", "-var", f"profile={profile}", "-var", f"os={os_name}", str(ami_v166))
+def test_ami_template_validates(validations, ami_v166: Path, profile: str, os_name: str) -> None:
+    proc = validations[("-var", f"profile={profile}", "-var", f"os={os_name}", str(ami_v166))]
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -83,13 +98,13 @@ def test_ami_marked_lines_require_imdsv2_and_nothing_else() -> None:
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_container_template_validates(profile: str) -> None:
-    proc = packer("validate", "-var", f"profile={profile}", "packer/container")
+def test_container_template_validates(validations, profile: str) -> None:
+    proc = validations[("-var", f"profile={profile}", "packer/container")]
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_local_template_validates() -> None:
-    proc = packer("validate", "packer/local")
+def test_local_template_validates(validations) -> None:
+    proc = validations[("packer/local",)]
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
