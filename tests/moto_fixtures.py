@@ -2,37 +2,22 @@
 
 Tests talk to it only through `endpoint_url`, exactly like code talks to AWS. The server binds
 127.0.0.1 on a free port and is stopped when the test session ends. Import the fixtures you use
-into a test module (`from moto_fixtures import moto, aws_env  # noqa: F401`); the helpers of
-tests/conftest.py (run, run_playbook, ansible_env) are re-exported for the same reason.
+into a test module (`from moto_fixtures import moto, aws_env  # noqa: F401`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook  # noqa: F401  (re-exported)
 
-def _root_conftest():
-    """tests/conftest.py's helpers, loaded by path: `import conftest` is ambiguous once several
-    directories have a conftest.py."""
-    spec = importlib.util.spec_from_file_location("awsome_tests_root_conftest",
-                                                  Path(__file__).resolve().parent / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-REPO, VENV_BIN = _root.REPO, _root.VENV_BIN
-ansible_env, run, run_playbook = _root.ansible_env, _root.run, _root.run_playbook
 REGION = "us-east-1"
 # moto accepts any credentials; these only keep boto3 from looking for real ones.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
