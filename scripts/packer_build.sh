@@ -22,8 +22,11 @@ check_profile() {
 }
 
 # Packer >= 1.7 reads required_plugins from packer/plugins (kept apart: 1.6.6 rejects the block).
-packer_minor() { "$packer" version | sed -n 's/^Packer v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n1; }
-modern_packer() { local v; v=$(packer_minor); [ -n "$v" ] && set -- $v && { [ "$1" -gt 1 ] || [ "$2" -ge 7 ]; }; }
+modern_packer() {
+  local major minor
+  read -r major minor < <("$packer" version | sed -n '1s/^Packer v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p') || true
+  [ -n "${minor:-}" ] && { [ "$major" -gt 1 ] || [ "$minor" -ge 7 ]; }
+}
 
 kind=${1:-}
 [ $# -gt 0 ] && shift
