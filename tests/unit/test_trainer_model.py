@@ -71,7 +71,8 @@ def _meta_built(seed: int) -> Transformer:
 
 def test_init_weights_is_seeded_and_rebuilds_the_rope_buffer_after_meta_construction():
     a, b, c = _meta_built(0), _meta_built(0), _meta_built(1)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    assert all(torch.equal(x, y) for x, y in pairs)
     assert not torch.equal(a.output.weight, c.output.weight)
     assert torch.equal(a.rope, _tiny().rope)
     assert torch.equal(a.layers["1"].ffn_norm.weight, torch.ones(128))

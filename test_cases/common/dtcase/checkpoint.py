@@ -35,12 +35,14 @@ def latest(checkpoint_dir: str | Path) -> tuple[int, Path] | None:
     return max(found) if found else None
 
 
-def save(checkpoint_dir: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Path, float]:
+def save(checkpoint_dir: str | Path, step: int, model: nn.Module,
+         optimizer: torch.optim.Optimizer) -> tuple[Path, float]:
     """Save; returns (path, seconds)."""
     t0 = time.perf_counter()
     model_sd, optim_sd = get_state_dict(model, optimizer)
     path = step_dir(checkpoint_dir, step)
-    dcp.save({"model": model_sd, "optim": optim_sd, "train": {"step": torch.tensor(step)}}, checkpoint_id=path)
+    state = {"model": model_sd, "optim": optim_sd, "train": {"step": torch.tensor(step)}}
+    dcp.save(state, checkpoint_id=path)
     return path, time.perf_counter() - t0
 
 

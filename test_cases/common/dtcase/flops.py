@@ -24,7 +24,8 @@ CUDA_BF16_PEAK_TFLOPS: list[tuple[str, float]] = [
 ]
 
 
-def flops_per_token(non_embedding_params: int, n_layers: int, n_heads: int, head_dim: int, seq_len: int) -> int:
+def flops_per_token(non_embedding_params: int, n_layers: int, n_heads: int, head_dim: int,
+                    seq_len: int) -> int:
     """Training FLOPs per token: 6*N for the matmuls (fwd + bwd) plus 12*L*H*Q*T for attention."""
     return 6 * non_embedding_params + 12 * n_layers * n_heads * head_dim * seq_len
 

@@ -152,7 +152,8 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleDict({str(i): TransformerBlock(i, args) for i in range(args.n_layers)})
         self.norm = RMSNorm(args.dim, args.norm_eps)
         self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
-        self.register_buffer("rope", rope_tables(args.head_dim, max_seq_len, args.rope_theta), persistent=False)
+        rope = rope_tables(args.head_dim, max_seq_len, args.rope_theta)
+        self.register_buffer("rope", rope, persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.tok_embeddings(tokens)

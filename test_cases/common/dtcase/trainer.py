@@ -170,7 +170,7 @@ def train(setup: TrainSetup) -> int:
             tflops = tps * fpt / 1e12
             metrics.write("step", step=step, loss=global_loss, local_loss=loss.item(), lr=lr,
                           step_time_s=round(step_time, 6), tokens_per_s_per_device=round(tps, 2),
-                          tflops_per_device=round(tflops, 6), mfu=mfu(tflops, peak),
+                          tflops_per_device=tflops, mfu=mfu(tflops, peak),
                           peak_mem_gib=round(peak_mem_gib(ctx.device), 4), grad_norm=grad_norm.item())
             if not math.isfinite(global_loss):
                 status, code = "non_finite_loss", EXIT_NON_FINITE

@@ -27,7 +27,8 @@ def main() -> int:
     base.to(ctx.device)
     if args.compile:
         base.compile()
-    model = DistributedDataParallel(base, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    model = DistributedDataParallel(base, device_ids=device_ids)
     # Parameters stay fp32 under DDP; bf16 compute comes from autocast.
     forward_context = (functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
                        if dtype == torch.bfloat16 else None)

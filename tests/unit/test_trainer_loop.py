@@ -1,0 +1,85 @@
+"""The shared train loop and CLI (dtcase.trainer), in this process with a 1-rank gloo group.
+
+Multi-rank FSDP2/DDP runs are in test_trainer_distributed.py (subprocesses).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from dtcase.model import MODEL_CONFIGS, Transformer
+from dtcase.runtime import DistContext
+from dtcase.trainer import EXIT_NON_FINITE, TrainSetup, base_parser, parse_args, train
+
+SMALL = ["--seq-len", "16", "--local-batch-size", "2", "--warmup-steps", "0"]
+
+
+@pytest.fixture
+def one_rank_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    dist.destroy_process_group()
+
+
+def _run(ctx: DistContext, argv: list[str]) -> tuple[int, list[dict]]:
+    args = parse_args(base_parser("test"), argv)
+    torch.manual_seed(args.seed)
+    model = Transformer(MODEL_CONFIGS[args.model], args.seq_len)
+    model.init_weights()
+    code = train(TrainSetup(args=args, ctx=ctx, model=model, base=model, dtype=torch.float32))
+    lines = (Path(args.output_dir) / "metrics-rank0.jsonl").read_text()
+    return code, [json.loads(line) for line in lines.splitlines()]
+
+
+def test_step_events_carry_the_schema_and_consistent_throughput_math(one_rank_group, tmp_path):
+    argv = [*SMALL, "--steps", "5", "--log-every", "2", "--output-dir", str(tmp_path)]
+    code, recs = _run(one_rank_group, argv)
+    assert code == 0
+    start, steps, end = recs[0], [r for r in recs if r["event"] == "step"], recs[-1]
+    assert start["event"] == "start" and start["device"] == "cpu" and start["peak_tflops"] > 0
+    assert start["flops_per_token"] == 6 * start["non_embedding_params"] + 12 * 4 * 4 * 32 * 16
+    assert start["config"]["steps"] == 5
+    assert [s["step"] for s in steps] == [2, 4, 5]  # every 2nd step and the last one
+    for s in steps:
+        assert {"loss", "local_loss", "lr", "step_time_s", "tokens_per_s_per_device", "tflops_per_device",
+                "mfu", "peak_mem_gib", "grad_norm"} <= s.keys()
+        assert s["loss"] == pytest.approx(s["local_loss"])  # one rank: the global mean is its own loss
+        assert s["tokens_per_s_per_device"] == pytest.approx(2 * 16 / s["step_time_s"], rel=1e-3)
+        assert s["tflops_per_device"] == pytest.approx(
+            s["tokens_per_s_per_device"] * start["flops_per_token"] / 1e12, rel=1e-3, abs=1e-6)
+        assert s["mfu"] == pytest.approx(s["tflops_per_device"] / start["peak_tflops"], rel=1e-3)
+        assert s["peak_mem_gib"] > 0 and s["grad_norm"] > 0
+    assert end == end | {"event": "end", "status": "ok", "steps": 5, "steps_run": 5}
+
+
+def test_a_non_finite_loss_is_logged_and_ends_the_run_non_zero(one_rank_group, tmp_path):
+    """An absurd learning rate blows the weights up after one Adam step; the loss becomes NaN."""
+    code, recs = _run(one_rank_group, [*SMALL, "--steps", "6", "--lr", "1e30", "--grad-clip", "0",
+                                       "--output-dir", str(tmp_path)])
+    assert code == EXIT_NON_FINITE
+    steps = [r for r in recs if r["event"] == "step"]
+    assert steps[-1]["loss"] in ("nan", "inf", "-inf") and len(steps) < 6
+    assert recs[-1]["event"] == "end" and recs[-1]["status"] == "non_finite_loss"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--steps", "4"], "--warmup-steps must be between 0 and --steps (4), got 5"),
+    (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+    (["--checkpoint-every", "5"], "--checkpoint-every and --resume need --checkpoint-dir"),
+    (["--resume"], "--checkpoint-every and --resume need --checkpoint-dir"),
+    (["--dtype", "bf16"], "--dtype bf16 needs a CUDA device"),
+    (["--model", "llama3-70b"], "invalid choice: 'llama3-70b'"),
+])
+def test_bad_input_exits_2_with_one_error_line_before_anything_starts(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        parse_args(base_parser("test"), [*argv, "--output-dir", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0]
+    assert not dist.is_initialized() and not (tmp_path / "out").exists()
