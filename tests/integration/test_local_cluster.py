@@ -1,0 +1,146 @@
+"""The embedded simulated cluster (playbooks/local_cluster.yml): real namespaces, sshd and SSH.
+
+The session fixture `local_cluster` (conftest.py) builds the 2-node cluster these tests inspect; the
+test that removes it is ordered last in the session, after every other user of the fixture.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO, VENV_BIN, run, run_playbook
+
+pytestmark = pytest.mark.slow
+
+PLAYBOOK = "playbooks/local_cluster.yml"
+STATE = REPO / ".state" / "cluster"  # the fixture's cluster: the default state dir
+NODES = ["node1", "node2"]
+RECAP = re.compile(r"^localhost\s*:.*\bchanged=(\d+).*\bfailed=(\d+)", re.MULTILINE)
+
+# Resolves every node by name from inside a node and reads its sshd banner. No "=" in it: ansible
+# would take key=value words of the command line as module arguments.
+PROBE = ("import socket,sys\n"
+         "for n in sys.argv[1:]:\n"
+         "    with socket.create_connection((n, 22), 5) as s:\n"
+         "        print(n, socket.gethostbyname(n), s.recv(64).decode().strip())\n")
+
+
+def cluster(*extra: str) -> subprocess.CompletedProcess:
+    return run_playbook(PLAYBOOK, *[arg for value in extra for arg in ("-e", value)], timeout=600)
+
+
+def changed(proc: subprocess.CompletedProcess) -> int:
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    recap = RECAP.search(proc.stdout)
+    assert recap, proc.stdout[-3000:]
+    return int(recap.group(1))
+
+
+def adhoc(inventory: Path, *args: str) -> dict[str, str]:
+    """Run an ad-hoc command on every node; returns node -> stdout."""
+    proc = run([str(VENV_BIN / "ansible"), "-i", str(inventory), "cluster", "-o", *args], timeout=300)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    out = {}
+    for line in proc.stdout.splitlines():
+        match = re.match(r"^(\S+) \| CHANGED \| rc=0 \| \(stdout\) (.*)$", line)
+        if match:
+            out[match.group(1)] = match.group(2).replace("\\n", "\n")
+    return out
+
+
+def netns_names() -> list[str]:
+    return sorted(line.split()[0] for line in run(["ip", "netns", "list"], check=True).stdout.splitlines())
+
+
+def alive(pid: int) -> bool:
+    """True for a running process; a zombie (PID 1 here does not reap) is dead."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and alive(int(proc.name)):
+            try:
+                if text.encode() in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_inventory_describes_the_nodes(local_cluster):
+    inv = yaml.safe_load(local_cluster.read_text())["all"]["children"]["cluster"]
+    assert list(inv["hosts"]) == NODES
+    assert [h["ansible_host"] for h in inv["hosts"].values()] == ["10.77.0.11", "10.77.0.12"]
+    assert Path(inv["vars"]["ansible_ssh_private_key_file"]).is_file()
+    assert inv["vars"]["launcher_work_root"] == str(STATE / "work")
+
+
+def test_every_node_answers_with_its_own_name(local_cluster):
+    out = adhoc(local_cluster, "-m", "ansible.builtin.command", "-a", "hostname")
+    assert out == {node: node for node in NODES}
+
+
+def test_nodes_reach_each_other_by_name(local_cluster):
+    out = adhoc(local_cluster, "-m", "ansible.builtin.command", "-a",
+                f"/usr/bin/python3 -c '{PROBE}' {' '.join(NODES)}")
+    assert sorted(out) == NODES
+    for node, text in out.items():
+        lines = sorted(text.splitlines())
+        assert len(lines) == len(NODES), f"{node}: {text}"
+        for i, line in enumerate(lines, start=1):
+            name, ip, banner = line.split(" ", 2)
+            assert (name, ip) == (f"node{i}", f"10.77.0.{10 + i}"), f"{node}: {line}"
+            assert banner.startswith("SSH-2.0-OpenSSH"), f"{node}: {line}"
+
+
+def test_creating_again_changes_nothing(local_cluster):
+    proc = cluster("cluster_state=present", f"cluster_nodes={len(NODES)}")
+    assert changed(proc) == 0, proc.stdout[-6000:]
+
+
+@pytest.mark.parametrize(("extra", "names"), [
+    (["cluster_nodes=0"], ["cluster_nodes", "'0'"]),
+    (["cluster_nodes=9"], ["cluster_nodes", "'9'"]),
+    (["cluster_nodes=abc"], ["cluster_nodes", "abc"]),
+    (["cluster_state=gone"], ["cluster_state", "gone"]),
+])
+def test_bad_requests_fail_before_anything_is_created(tmp_path, extra, names):
+    state = tmp_path / "cluster"
+    before = netns_names()
+    proc = cluster(*extra, f"cluster_state_dir={state}")
+    assert proc.returncode != 0
+    # One line of the error names both the setting and the bad value.
+    assert any(all(name in line for name in names) for line in proc.stdout.splitlines()), proc.stdout[-3000:]
+    assert "changed=0" in proc.stdout
+    assert not state.exists()
+    assert netns_names() == before
+
+
+@pytest.mark.destroys_local_cluster
+def test_absent_leaves_nothing_behind_and_twice_changes_nothing(local_cluster):
+    pids = [int(p.read_text().split()[0]) for p in (STATE / "run").glob("*.pid")]
+    assert len(pids) == 2 * len(NODES) and all(alive(pid) for pid in pids)
+
+    assert changed(cluster("cluster_state=absent")) > 0
+
+    assert not set(NODES) & set(netns_names())
+    assert not Path("/sys/class/net/dtbr0").exists()
+    assert not [pid for pid in pids if alive(pid)]
+    # sshd's command line names its config, which lives in the state dir.
+    assert processes_mentioning(str(STATE)) == []
+    assert "/run/netns/node" not in Path("/proc/self/mountinfo").read_text()
+    assert not (STATE / "inventory.yml").exists()
+    assert not (STATE / "run").exists()
+
+    assert changed(cluster("cluster_state=absent")) == 0
