@@ -7,8 +7,8 @@ DOCUMENTATION = r"""
 module: tracked_process
 short_description: Start or stop a long-running process tracked by its PID file
 description:
-  - For hosts without a service manager (the simulated cluster: PID 1 is not systemd and does not
-    reap orphans). A process counts as running only when the PID in I(pidfile) is alive, not a
+  - For hosts without a service manager, such as the simulated cluster (PID 1 is not systemd and does
+    not reap orphans). A process counts as running only when the PID in I(pidfile) is alive, not a
     zombie, and - when given - its command line contains I(match) and it lives in the network
     namespace I(netns). So a recycled PID is never mistaken for ours, and nothing is killed by name.
   - I(state=present) starts the process when it is not running (or when I(restart) is true);
@@ -21,7 +21,7 @@ options:
     description:
       - C(false) the module starts I(command) detached (own session, no terminal, output to I(log))
         and writes its PID to I(pidfile).
-      - C(true) I(command) daemonizes itself and writes I(pidfile) (sshd, slurmd, munged); the module waits for it.
+      - C(true) I(command) daemonizes itself and writes I(pidfile) (sshd, slurmd, munged), and the module waits for it.
     type: bool
     default: false
   match: {description: Substring the process's command line must contain., type: str}

@@ -6,6 +6,7 @@ test that removes it is ordered last in the session, after every other user of t
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO, VENV_BIN, run, run_playbook
+from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +44,12 @@ def changed(proc: subprocess.CompletedProcess) -> int:
 
 def adhoc(inventory: Path, *args: str) -> dict[str, str]:
     """Run an ad-hoc command on every node; returns node -> stdout."""
-    proc = run([str(VENV_BIN / "ansible"), "-i", str(inventory), "cluster", "-o", *args], timeout=300)
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    out = {}
-    for line in proc.stdout.splitlines():
-        match = re.match(r"^(\S+) \| CHANGED \| rc=0 \| \(stdout\) (.*)$", line)
-        if match:
-            out[match.group(1)] = match.group(2).replace("\\n", "\n")
-    return out
+    env = ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    cmd = [str(VENV_BIN / "ansible"), "-i", str(inventory), "cluster", *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    hosts = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
+    return {node: result["stdout"] for node, result in hosts.items()}
 
 
 def netns_names() -> list[str]:
