@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, ansible_env, run, run_playbook
+from helpers import REPO, ansible_env, run, run_playbook
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures" / "mirror"))
 import build_mirror  # noqa: E402

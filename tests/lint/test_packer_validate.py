@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, ansible_env
+from helpers import REPO, ansible_env
 
 PROFILES = ["gpu", "neuron", "cpu"]
 OSES = ["ubuntu-22.04", "ubuntu-24.04", "al2023"]
