@@ -12,8 +12,8 @@ author: awsome.distributed_training contributors
 description:
   - Lists the nodes of one or more SageMaker HyperPod clusters (C(ListClusterNodes), paginated, then
     C(DescribeClusterNode) per node) and adds them as hosts.
-  - Every node joins the group named after its instance group (for example C(controller), C(login),
-    C(workers)), and that group is a child of C(hyperpod_<cluster name>).
+  - Every node joins the group named after its instance group, dashes replaced by underscores
+    (C(controller-machine) gives C(controller_machine)), and that group is a child of C(hyperpod_<cluster name>).
   - Host variables - C(hyperpod_cluster_name), C(hyperpod_cluster_arn), C(hyperpod_instance_id),
     C(hyperpod_instance_group), C(hyperpod_instance_type), C(hyperpod_instance_status),
     C(hyperpod_availability_zone), C(hyperpod_private_ip), C(hyperpod_private_dns), C(hyperpod_launch_time),
@@ -88,6 +88,7 @@ compose:
 """
 
 from ansible.errors import AnsibleError
+from ansible.inventory.group import to_safe_group_name
 
 try:
     import botocore
@@ -141,6 +142,11 @@ def node_vars(cluster, arn, node):
     }
 
 
+def group_name(name):
+    """HyperPod names have dashes (worker-group-1); Ansible group names should not: worker_group_1."""
+    return to_safe_group_name(name, force=True, silent=True)
+
+
 def ssm_target(host):
     cluster_id = host["hyperpod_cluster_arn"].rsplit("/", 1)[-1]
     return f"sagemaker-cluster:{cluster_id}_{host['hyperpod_instance_group']}-{host['hyperpod_instance_id']}"
@@ -181,9 +187,8 @@ class InventoryModule(AWSInventoryBase):
         strict = self.get_option("strict")
         for host in hosts:
             name = hostname(host, self.get_option("hostnames"))
-            cluster = self._sanitize_group_name(host["hyperpod_cluster_name"])
-            cluster_group = self.inventory.add_group(f"hyperpod_{cluster}")
-            group = self.inventory.add_group(self._sanitize_group_name(host["hyperpod_instance_group"]))
+            cluster_group = self.inventory.add_group(group_name(f"hyperpod_{host['hyperpod_cluster_name']}"))
+            group = self.inventory.add_group(group_name(host["hyperpod_instance_group"]))
             self.inventory.add_child(cluster_group, group)
             self.inventory.add_host(name, group=group)
             for key, value in host.items():

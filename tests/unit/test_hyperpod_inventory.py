@@ -9,9 +9,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from ansible_collections.awsome.distributed_training.plugins.inventory import hyperpod
 from botocore.stub import Stubber
 from moto_fixtures import VENV_BIN, ansible_env, aws_env, free_port, moto, moto_session, run  # noqa: F401
+
+from ansible_collections.awsome.distributed_training.plugins.inventory import hyperpod
 
 ARN = "arn:aws:sagemaker:us-west-2:123456789012:cluster/abc123xyz"
 LAUNCH = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -63,8 +64,9 @@ def make_cluster(client, name: str, workers: int) -> None:
     common = {"LifeCycleConfig": lifecycle,
               "ExecutionRole": "arn:aws:iam::123456789012:role/hyperpod", "ThreadsPerCore": 1}
     client.create_cluster(ClusterName=name, InstanceGroups=[
-        {"InstanceGroupName": "controller", "InstanceType": "ml.m5.xlarge", "InstanceCount": 1, **common},
-        {"InstanceGroupName": "workers", "InstanceType": "ml.p5.48xlarge", "InstanceCount": workers,
+        {"InstanceGroupName": "controller-machine", "InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+         **common},
+        {"InstanceGroupName": "worker-group-1", "InstanceType": "ml.p5.48xlarge", "InstanceCount": workers,
          **common}])
 
 
@@ -83,7 +85,7 @@ def plain(obj: dict):
     return obj["__ansible_unsafe"] if set(obj) == {"__ansible_unsafe"} else obj
 
 
-def config(endpoint: str, cluster: str = "ml", extra: str = "") -> str:
+def config(endpoint: str, cluster: str = "ml-cluster", extra: str = "") -> str:
     return (f"plugin: awsome.distributed_training.hyperpod\nregions: [us-east-1]\nendpoint_url: {endpoint}\n"
             f"cluster_names: [{cluster}]\n{extra}")
 
@@ -91,31 +93,33 @@ def config(endpoint: str, cluster: str = "ml", extra: str = "") -> str:
 @pytest.mark.slow
 def test_inventory_from_moto_groups_ssm_and_cache(moto, aws_env, tmp_path):  # noqa: F811
     client = moto.client("sagemaker")
-    make_cluster(client, "ml", workers=12)  # > one page of list_cluster_nodes
+    make_cluster(client, "ml-cluster", workers=12)  # > one page of list_cluster_nodes
     cache = tmp_path / "cache"
     rc, inv = inventory(tmp_path, aws_env, config(moto.endpoint, extra=(
         "use_ssm: true\nssm_bucket_name: ssm-xfer\ncache: true\ncache_plugin: ansible.builtin.jsonfile\n"
         f"cache_connection: {cache}\nkeyed_groups:\n  - key: instance_type\n    prefix: type\n")))
     assert rc == 0, inv
-    assert inv["hyperpod_ml"]["children"] == ["controller", "workers"]
-    assert len(inv["workers"]["hosts"]) == 12 and inv["controller"]["hosts"] == ["controller-0"]
-    assert sorted(inv["type_p5_48xlarge"]["hosts"]) == sorted(inv["workers"]["hosts"])
-    hv = inv["_meta"]["hostvars"]["workers-3"]
-    cluster_id = client.describe_cluster(ClusterName="ml")["ClusterArn"].rsplit("/", 1)[-1]
+    assert inv["hyperpod_ml_cluster"]["children"] == ["controller_machine", "worker_group_1"]
+    workers = inv["worker_group_1"]["hosts"]
+    assert len(workers) == 12 and inv["controller_machine"]["hosts"] == ["controller-machine-0"]
+    assert sorted(inv["type_p5_48xlarge"]["hosts"]) == sorted(workers)
+    hv = inv["_meta"]["hostvars"]["worker-group-1-3"]
+    cluster_id = client.describe_cluster(ClusterName="ml-cluster")["ClusterArn"].rsplit("/", 1)[-1]
     assert hv["ansible_connection"] == "amazon.aws.aws_ssm"
-    assert hv["ansible_aws_ssm_instance_id"] == f"sagemaker-cluster:{cluster_id}_workers-workers-3"
+    target = f"sagemaker-cluster:{cluster_id}_worker-group-1-worker-group-1-3"
+    assert hv["ansible_aws_ssm_instance_id"] == target
     assert hv["ansible_aws_ssm_bucket_name"] == "ssm-xfer" and hv["region"] == "us-east-1"
     assert hv["hyperpod_instance_status"] == "Running" and hv["instance_type"] == "p5.48xlarge"
 
     # Served from the cache once the cluster is gone; a flushed cache sees the truth.
-    client.delete_cluster(ClusterName="ml")
+    client.delete_cluster(ClusterName="ml-cluster")
     rc, cached = inventory(tmp_path, aws_env, config(moto.endpoint, extra=(
         f"cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: {cache}\n")))
-    assert rc == 0 and len(cached["workers"]["hosts"]) == 12
+    assert rc == 0 and len(cached["worker_group_1"]["hosts"]) == 12
     cached_config = config(moto.endpoint, extra=(
         f"cache: true\ncache_plugin: ansible.builtin.jsonfile\ncache_connection: {cache}\n"))
     rc, out = inventory(tmp_path, aws_env, cached_config, "--flush-cache")
-    assert rc != 0 and "hyperpod inventory: SageMaker HyperPod cluster 'ml' (us-east-1)" in out
+    assert rc != 0 and "hyperpod inventory: SageMaker HyperPod cluster 'ml-cluster' (us-east-1)" in out
 
 
 def test_missing_cluster_and_unreachable_endpoint_are_one_line(moto, aws_env, tmp_path):  # noqa: F811
@@ -127,4 +131,5 @@ def test_missing_cluster_and_unreachable_endpoint_are_one_line(moto, aws_env, tm
     endpoint = f"http://127.0.0.1:{free_port()}"
     rc, out = inventory(tmp_path, aws_env, config(endpoint))
     assert rc != 0
-    assert f"SageMaker HyperPod cluster 'ml' (us-east-1): AWS endpoint unreachable at {endpoint}" in out
+    assert (f"SageMaker HyperPod cluster 'ml-cluster' (us-east-1): AWS endpoint unreachable at "
+            f"{endpoint}") in out
