@@ -44,21 +44,28 @@ MODEL_CONFIGS: dict[str, ModelArgs] = {
 
 
 def rope_tables(head_dim: int, seq_len: int, theta: float, device=None) -> torch.Tensor:
-    """cos/sin of the rotary angles, shape (seq_len, head_dim // 2, 2), fp32."""
+    """cos/sin of the rotary angles, shape (seq_len, head_dim // 2, 2), fp32 (a complex64 in disguise)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
     angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
     return torch.stack((angles.cos(), angles.sin()), dim=-1)
 
 
 def apply_rope(x: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[2i], x[2i+1]) of x (batch, seq, heads, head_dim) by the angles in tables."""
+    """Rotate pairs (x[2i], x[2i+1]) of x (batch, seq, heads, head_dim) by the angles in tables.
+
+    Eager: one complex multiply (few kernels). Compiled: real arithmetic, which inductor fuses into
+    one kernel (it does not generate code for complex tensors). On 4x H100, llama3-8b, each form was
+    the faster one in its mode.
+    """
     seq = x.shape[1]
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    if not torch.compiler.is_compiling():
+        rot = torch.view_as_complex(tables[:seq]).view(1, seq, 1, -1)
+        return torch.view_as_real(torch.view_as_complex(pairs) * rot).flatten(3).type_as(x)
     cos = tables[:seq, :, 0].view(1, seq, 1, -1)
     sin = tables[:seq, :, 1].view(1, seq, 1, -1)
-    pairs = x.float().unflatten(-1, (-1, 2))
     real, imag = pairs[..., 0], pairs[..., 1]
-    rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
-    return rotated.flatten(-2).type_as(x)
+    return torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1).flatten(3).type_as(x)
 
 
 class RMSNorm(nn.Module):
@@ -68,8 +75,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return normed.type_as(x) * self.weight
+        # The fused kernel (fp32 accumulation inside) rather than a chain of elementwise ops.
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
     def reset_parameters(self) -> None:
         nn.init.ones_(self.weight)

@@ -28,7 +28,8 @@ def main() -> int:
     if args.compile:
         base.compile()
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    model = DistributedDataParallel(base, device_ids=device_ids)
+    # The only buffer (RoPE table) is computed identically on every rank: no per-step broadcast.
+    model = DistributedDataParallel(base, device_ids=device_ids, broadcast_buffers=False)
     # Parameters stay fp32 under DDP; bf16 compute comes from autocast.
     forward_context = (functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
                        if dtype == torch.bfloat16 else None)

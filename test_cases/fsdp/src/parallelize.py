@@ -61,7 +61,9 @@ def apply_compile(model: Transformer) -> None:
 def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtype: torch.dtype) -> None:
     """FSDP2: one shard group per block, one for the embedding, one for norm + head, then the root."""
     mesh = init_device_mesh(device_type, (world_size,))
-    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    # cast_forward_inputs=False: activations are already in param_dtype (the embedding's output), and
+    # the fp32 RoPE table that every block receives must stay fp32 (precision, and no cast per block).
+    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False)
     blocks = list(model.layers.children())
     fully_shard(model.tok_embeddings, mesh=mesh, mp_policy=mp)
     for i, block in enumerate(blocks):
