@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ansible_collections.awsome.distributed_training.plugins.modules import efa_facts, gpu_facts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +41,8 @@ def test_parse_rejects_a_foreign_line():
 
 def test_no_gpu_is_an_empty_result():
     assert gpu_facts.facts([], "nvidia-smi not found") == {
-        "gpu_count": 0, "gpu_type": "", "gpu_driver_version": "", "gpus": [], "gpu_error": "nvidia-smi not found"}
+        "gpu_count": 0, "gpu_type": "", "gpu_driver_version": "", "gpus": [],
+        "gpu_error": "nvidia-smi not found"}
 
 
 def _fake_smi(tmp_path: Path, body: str) -> Path:
