@@ -6,6 +6,7 @@ differs from the fsdp case. See docs/test_cases/ddp.md.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -32,11 +33,9 @@ def main() -> int:
     model = DistributedDataParallel(base, device_ids=device_ids, broadcast_buffers=False)
     # Parameters stay fp32 under DDP; bf16 compute comes from autocast.
     forward_context = (functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-                       if dtype == torch.bfloat16 else None)
-    setup = TrainSetup(args=args, ctx=ctx, model=model, base=base, dtype=dtype, facts={"parallelism": "ddp"})
-    if forward_context:
-        setup.forward_context = forward_context
-    return train(setup)
+                       if dtype == torch.bfloat16 else contextlib.nullcontext)
+    return train(TrainSetup(args=args, ctx=ctx, model=model, base=base, dtype=dtype,
+                            forward_context=forward_context, facts={"parallelism": "ddp"}))
 
 
 if __name__ == "__main__":
