@@ -147,6 +147,8 @@ class Stager:
         self.bucket = bucket
         self.prefix = prefix
         self.params = module.params
+        mode = module.params["mode"]
+        self.mode = mode if isinstance(mode, int) else int(str(mode), 8)
         self.lock = threading.Lock()
         self.done = 0
         self.total = 0
@@ -183,7 +185,7 @@ class Stager:
                 reason = describe_aws_error(exc, f"s3://{self.bucket}/{obj['Key']}")
                 continue
             if self.verified(partial, obj):
-                os.chmod(partial, int(str(self.params["mode"]), 8))
+                os.chmod(partial, self.mode)
                 try:
                     os.replace(partial, path)
                 except OSError as exc:
