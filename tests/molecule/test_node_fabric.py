@@ -10,6 +10,7 @@ container: only the fstab entry and module options are checked.
 from __future__ import annotations
 
 import sys
+
 import pytest
 
 # Root conftest helpers, loaded by path (moto_fixtures re-exports them; see its _root_conftest).

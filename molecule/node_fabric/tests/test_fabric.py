@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 # The manifest the roles read (molecule sets MOLECULE_PROJECT_DIRECTORY to the repository root).
-VERSIONS = yaml.safe_load((Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "stack" / "versions.yml").read_text())
+REPO = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+VERSIONS = yaml.safe_load((REPO / "stack" / "versions.yml").read_text())
 
 
 def _v(name: str) -> str:
