@@ -38,3 +38,9 @@ variable "container_network" {
   default     = ""
   description = "Network of the build container (host: reach an artifact mirror on 127.0.0.1); empty = default."
 }
+
+variable "container_init" {
+  type        = bool
+  default     = false
+  description = "Boot the base image's systemd in the build container (podman), so that roles can reload and enable units as on a host."
+}
