@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.awsome.distributed_training.plugins.module_utils import stack_compat
 
 

@@ -1,0 +1,104 @@
+"""Verify the node stack (part A) on the Molecule container.
+
+The NVIDIA driver, CUDA runfile, Fabric Manager and GDRCopy payloads are TEST FIXTURES standing in
+for the vendor's (tests/fixtures/mirror): what is checked is what the roles did with them (flags,
+version detection and upgrade, services, links, configuration, the stack record), not a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import yaml
+
+# podman exec directly: the ansible backend costs a whole module run per check.
+testinfra_hosts = ["podman://stack-node"]
+
+REPO = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+with open(os.path.join(REPO, "stack", "versions.yml")) as fh:
+    PINS = yaml.safe_load(fh)["stack_versions"]
+
+
+def test_driver_upgraded_to_the_pin(host):
+    # prepare left a 550.54.15 stand-in; converge must have detected it and installed the pin.
+    out = host.check_output("nvidia-installer --version")
+    assert f"version {PINS['nvidia_driver']}" in out
+    smi = host.check_output("nvidia-smi --query-gpu=driver_version --format=csv,noheader")
+    assert smi == PINS["nvidia_driver"]
+
+
+def test_driver_installed_with_open_modules_and_dkms(host):
+    env = host.file("/usr/share/nvidia-fixture/install.env").content_string
+    assert "kernel_module_type=open" in env  # p5.48xlarge: Hopper supports open modules
+    assert "dkms=1" in env
+
+
+def test_nouveau_blacklisted(host):
+    conf = host.file("/etc/modprobe.d/blacklist-nouveau.conf")
+    assert conf.mode == 0o644
+    assert "blacklist nouveau" in conf.content_string
+
+
+def test_persistenced_and_fabricmanager_running(host):
+    for unit in ("nvidia-persistenced", "nvidia-fabricmanager"):
+        svc = host.service(unit)
+        assert svc.is_enabled, unit
+        assert svc.is_running, unit
+    assert PINS["fabricmanager"] in host.check_output("nv-fabricmanager --version")
+    assert host.file("/usr/share/nvidia/nvswitch/fabricmanager.cfg").exists
+
+
+def test_cuda_toolkit_linked_and_on_path(host):
+    short = ".".join(PINS["cuda"].split(".")[:2])
+    link = host.file("/usr/local/cuda")
+    assert link.is_symlink and link.linked_to == f"/usr/local/cuda-{short}"
+    out = host.check_output("bash -lc 'nvcc --version'")
+    assert f"V{PINS['cuda']}" in out
+    assert host.file("/etc/ld.so.conf.d/awsome-cuda.conf").content_string.strip() == "/usr/local/cuda/lib64"
+
+
+def test_gdrcopy_installed(host):
+    ver = PINS["gdrcopy"]
+    assert host.file(f"/opt/gdrcopy/lib/libgdrapi.so.{ver}").exists
+    assert ver in host.check_output("/opt/gdrcopy/bin/gdrcopy_sanity")
+    assert host.file("/etc/modules-load.d/gdrdrv.conf").content_string.split() == ["gdrdrv"]
+    kernel = host.check_output("uname -r")
+    assert host.file(f"/lib/modules/{kernel}/extra/gdrdrv.ko").exists
+
+
+def test_common_tuning(host):
+    sysctl = host.file("/etc/sysctl.d/90-awsome-training.conf").content_string
+    assert "kernel.numa_balancing = 0" in sysctl
+    assert "vm.nr_hugepages = 512" in sysctl
+    limits = host.file("/etc/security/limits.d/90-awsome-training.conf")
+    assert limits.mode == 0o644 and limits.user == "root"
+    assert "* hard memlock unlimited" in limits.content_string
+    assert "root soft nofile 1048576" in limits.content_string
+    systemd = host.file("/etc/systemd/system.conf.d/90-awsome-training.conf").content_string
+    assert "DefaultLimitMEMLOCK=infinity" in systemd
+
+
+def test_common_chrony_and_imds(host):
+    assert host.package("chrony").is_installed
+    assert "server 169.254.169.123 prefer iburst" in host.file("/etc/chrony/chrony.conf").content_string
+    assert host.service("chrony").is_enabled
+    assert "AWS_EC2_METADATA_V1_DISABLED=true" in host.file("/etc/profile.d/awsome-imds.sh").content_string
+
+
+def test_artifacts_cached_and_verified(host):
+    cached = host.file(f"/var/cache/awsome/artifacts/nvidia_driver/{PINS['nvidia_driver']}")
+    assert cached.is_directory
+    assert host.file(f"/var/cache/awsome/artifacts/cuda/{PINS['cuda']}").is_directory
+
+
+def test_stack_record(host):
+    record = host.file("/opt/awsome/stack.json")
+    assert record.mode == 0o644
+    data = json.loads(record.content_string)
+    assert data["profile"] == "gpu"
+    assert data["built_at"].endswith("Z")
+    for component in ("nvidia_driver", "fabricmanager", "cuda", "gdrcopy"):
+        assert data["components"][component] == PINS[component], component
+    assert data["components"]["nvidia_kernel_module_type"] == "open"
+    assert data["manifest"] == PINS

@@ -1,0 +1,148 @@
+"""Bad input to the node stack fails with one clear line BEFORE anything changes.
+
+Cheap checks on localhost (no container): roles/artifact against the TEST FIXTURE mirror (stand-ins
+for vendor payloads) with a temporary cache dir, and stack_manifest's platform and compatibility
+checks with faked platform facts (tests/molecule/playbooks/library/fake_facts.py). Nothing here
+installs anything on the machine: every role run is expected to stop at its checks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from helpers import REPO, run_playbook
+
+ARTIFACT = "tests/molecule/playbooks/artifact.yml"
+STACK = "tests/molecule/playbooks/stack_role.yml"
+PINS = yaml.safe_load((REPO / "stack" / "versions.yml").read_text())
+DRIVER = PINS["stack_artifacts"]["nvidia_driver"]
+PY = ["-e", "ansible_python_interpreter=/usr/bin/python3"]
+
+
+def _flat(text: str) -> str:
+    """Output with line wrapping undone (the yaml callback folds long messages)."""
+    return " ".join(text.split())
+
+
+def _error(stdout: str) -> str:
+    """The message of the task that failed (the last FAILED! msg)."""
+    msgs = re.findall(r"\[ERROR\]: Task failed: (?:Action failed|Module failed): (.*)", stdout)
+    return msgs[-1] if msgs else stdout[-3000:]
+
+
+def _fetch(mirror, tmp_path, *extra):
+    return run_playbook(ARTIFACT, "-i", "localhost,", *PY, "-e", f"artifact_cache_dir={tmp_path}",
+                        "-e", f"artifact_mirror={mirror.url}", *extra, timeout=300)
+
+
+def test_fetch_verifies_and_caches(artifact_mirror, tmp_path):
+    pinned = ["-e", "artifact_id=nvidia_driver", "-e", f"@{artifact_mirror.overlay}"]
+    first = _fetch(artifact_mirror, tmp_path, *pinned)
+    assert first.returncode == 0, first.stdout[-3000:]
+    path = tmp_path / "nvidia_driver" / DRIVER["version"] / DRIVER["file"]
+    assert f"artifact_path={path} changed=True" in _flat(first.stdout)
+    assert path.read_bytes() == (artifact_mirror.directory / DRIVER["file"]).read_bytes()
+    # Second run: the cached file has the pinned checksum, nothing is fetched.
+    again = _fetch(artifact_mirror, tmp_path, *pinned)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert f"artifact_path={path} changed=False" in _flat(again.stdout)
+
+
+def test_fetch_from_a_local_path_mirror(artifact_mirror, tmp_path):
+    proc = _fetch(artifact_mirror, tmp_path, "-e", "artifact_id=gdrcopy", "-e", f"@{artifact_mirror.overlay}",
+                  "-e", f"artifact_mirror={artifact_mirror.directory}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "gdrcopy" / PINS["stack_versions"]["gdrcopy"] / "gdrcopy-2.4.4.tar.gz").is_file()
+
+
+def test_bad_checksum_names_artifact_and_url(artifact_mirror, tmp_path):
+    bad = "0" * 64
+    override = json.dumps({"stack_artifacts_override": {"nvidia_driver": {"sha256": bad}}})
+    proc = _fetch(artifact_mirror, tmp_path, "-e", "artifact_id=nvidia_driver", "-e", override,
+                  "-e", "artifact_retries=1")
+    assert proc.returncode != 0
+    pins = yaml.safe_load(artifact_mirror.overlay.read_text())["stack_artifacts_override"]
+    real = pins["nvidia_driver"]["sha256"]
+    assert _error(proc.stdout) == (
+        f"artifact 'nvidia_driver' {DRIVER['version']} from {artifact_mirror.url}/{DRIVER['file']}: "
+        f"checksum mismatch: expected sha256:{bad}, got {real}")
+    assert not (tmp_path / "nvidia_driver" / DRIVER["version"] / DRIVER["file"]).exists()
+
+
+def test_missing_artifact_names_artifact_and_url(artifact_mirror, tmp_path):
+    # An artifact given as a spec (no manifest id) that the mirror does not hold.
+    spec = json.dumps({"artifact_spec": {"file": "absent-1.0.tar.gz", "version": "1.0", "sha256": "1" * 64}})
+    proc = _fetch(artifact_mirror, tmp_path, "-e", spec)
+    assert proc.returncode != 0
+    assert _error(proc.stdout) == (
+        f"artifact 'absent-1.0.tar.gz' 1.0 from {artifact_mirror.url}/absent-1.0.tar.gz: "
+        "not found (HTTP 404)")
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["-e", "artifact_id=nope"], "artifact 'nope': not in stack_artifacts (known: aws_ofi_nccl, cuda,"),
+    (["-e", "artifact_id=nccl"],
+     "artifact 'nccl': no checksum pinned (sha256 or checksum_url); pin it with stack_artifacts_override"),
+    (["-e", "artifact_id=gdrcopy", "-e", "artifact_mirror=ftp://mirror.invalid/x"],
+     "artifact 'gdrcopy': artifact_mirror ftp://mirror.invalid/x must be http(s)://, s3://bucket/prefix,"),
+])
+def test_bad_artifact_input(artifact_mirror, tmp_path, extra, message):
+    proc = _fetch(artifact_mirror, tmp_path, *extra)
+    assert proc.returncode != 0
+    assert message in _error(proc.stdout), proc.stdout[-3000:]
+    assert not any(tmp_path.iterdir())  # failed before making the cache dir
+
+
+def _stack(*extra):
+    return run_playbook(STACK, "-i", "localhost,", *extra, timeout=300)
+
+
+@pytest.mark.parametrize(("facts", "message"), [
+    ({"distribution": "Gentoo", "distribution_version": "2.15", "distribution_major_version": "2",
+      "os_family": "Gentoo", "architecture": "x86_64"},
+     "unsupported platform Gentoo 2.15 x86_64: the node stack supports Ubuntu 22.04, Ubuntu 24.04,"
+     " Amazon 2023, Debian 12 on x86_64/aarch64"),
+    ({"distribution": "Ubuntu", "distribution_version": "22.04", "distribution_major_version": "22",
+      "os_family": "Debian", "architecture": "ppc64le"},
+     "unsupported platform Ubuntu 22.04 ppc64le: the node stack supports"),
+])
+def test_unsupported_platform(facts, message):
+    proc = _stack("-e", json.dumps({"fake_facts": facts, "stack_role": "common"}))
+    assert proc.returncode != 0
+    assert message in _error(proc.stdout), proc.stdout[-3000:]
+    assert "changed=0" in proc.stdout[proc.stdout.index("PLAY RECAP"):]
+
+
+@pytest.mark.parametrize(("overrides", "messages"), [
+    ({"stack_versions_override": {"nvidia_driver": "550.54.15"},
+      "stack_artifacts_override": {"nvidia_driver": {"version": "550.54.15"}}},
+     ["incompatible stack: cuda 12.8.1 needs nvidia_driver >=570.124.06, but nvidia_driver is 550.54.15"
+      " (rule cuda-12.8.1-driver)",
+      "incompatible stack: fabricmanager 570.172.08 vs nvidia_driver 550.54.15 must be the same version"]),
+    ({"stack_versions_override": {"aws_ofi_nccl": "1.12.0"},
+      "stack_artifacts_override": {"aws_ofi_nccl": {"version": "1.12.0"}}},
+     ["incompatible stack: nccl 2.26.5-1 needs aws_ofi_nccl >=1.14.0, but aws_ofi_nccl is 1.12.0"
+      " (rule ofi-nccl-2.26)"]),
+    ({"stack_versions_override": {"cuda": "12.9.0"}},
+     ["inconsistent manifest: stack_artifacts.cuda.version is 12.8.1 but stack_versions.cuda is 12.9.0"]),
+])
+def test_incompatible_versions_refused(overrides, messages):
+    proc = _stack("-e", json.dumps({**overrides, "stack_role": "nvidia_driver"}))
+    assert proc.returncode != 0
+    error = _error(proc.stdout)
+    for message in messages:
+        assert message in error, proc.stdout[-3000:]
+    assert "changed=0" in proc.stdout[proc.stdout.index("PLAY RECAP"):]
+
+
+def test_open_modules_refused_on_pre_turing_gpus():
+    proc = _stack("-e", json.dumps({"stack_role": "nvidia_driver",
+                                    "nvidia_driver_instance_type": "p3.2xlarge",
+                                    "nvidia_driver_kernel_module_type": "open"}))
+    assert proc.returncode != 0
+    assert "open kernel modules do not support the pre-Turing GPUs of p3.2xlarge" in _error(proc.stdout)
+    assert "changed=0" in proc.stdout[proc.stdout.index("PLAY RECAP"):]
