@@ -108,6 +108,26 @@ def test_creating_again_changes_nothing(local_cluster):
     assert changed(proc) == 0, proc.stdout[-6000:]
 
 
+def inventory_nodes(inventory: Path) -> list[str]:
+    return list(yaml.safe_load(inventory.read_text())["all"]["children"]["cluster"]["hosts"])
+
+
+def test_growing_adds_a_node_and_shrinking_removes_it(local_cluster):
+    assert changed(cluster("cluster_state=present", "cluster_nodes=3")) > 0
+    assert inventory_nodes(local_cluster) == [*NODES, "node3"]
+    # The running nodes see the new one: the shared hosts file is rewritten in place.
+    out = adhoc(local_cluster, "-m", "ansible.builtin.command", "-a", "getent hosts node3")
+    assert out == {node: "10.77.0.13      node3" for node in [*NODES, "node3"]}
+
+    assert changed(cluster("cluster_state=present", f"cluster_nodes={len(NODES)}")) > 0
+    assert inventory_nodes(local_cluster) == NODES
+    assert "node3" not in netns_names()
+    assert not Path("/sys/class/net/dtv-node3").exists()
+    assert not (STATE / "run" / "node3.holder.pid").exists()
+    out = adhoc(local_cluster, "-m", "ansible.builtin.command", "-a", "cat /etc/hosts")
+    assert all("node2" in text and "node3" not in text for text in out.values()), out
+
+
 @pytest.mark.parametrize(("extra", "names"), [
     (["cluster_nodes=0"], ["cluster_nodes", "'0'"]),
     (["cluster_nodes=9"], ["cluster_nodes", "'9'"]),
