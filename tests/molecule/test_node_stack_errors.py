@@ -13,8 +13,9 @@ import re
 
 import pytest
 import yaml
+from moto_fixtures import aws_env, moto, moto_session  # noqa: F401  (fixtures)
 
-from helpers import REPO, run_playbook
+from helpers import REPO, VENV_BIN, ansible_env, run_playbook
 
 ARTIFACT = "tests/molecule/playbooks/artifact.yml"
 STACK = "tests/molecule/playbooks/stack_role.yml"
@@ -81,6 +82,29 @@ def test_missing_artifact_names_artifact_and_url(artifact_mirror, tmp_path):
     assert _error(proc.stdout) == (
         f"artifact 'absent-1.0.tar.gz' 1.0 from {artifact_mirror.url}/absent-1.0.tar.gz: "
         "not found (HTTP 404)")
+
+
+def test_fetch_from_an_s3_mirror(artifact_mirror, tmp_path, moto, aws_env):  # noqa: F811
+    """s3://bucket/prefix mirrors (amazon.aws.s3_object against a local moto server), sha256 checked."""
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket="stack-mirror")
+    s3.upload_file(str(artifact_mirror.directory / DRIVER["file"]), "stack-mirror", f"v1/{DRIVER['file']}")
+    args = ["-i", "localhost,", "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}",
+            "-e", f"artifact_cache_dir={tmp_path}", "-e", "artifact_mirror=s3://stack-mirror/v1",
+            "-e", f"artifact_s3_endpoint_url={moto.endpoint}", "-e", "artifact_id=nvidia_driver"]
+    env = ansible_env(**aws_env)
+    good = run_playbook(ARTIFACT, *args, "-e", f"@{artifact_mirror.overlay}", env=env, timeout=300)
+    assert good.returncode == 0, good.stdout[-3000:]
+    path = tmp_path / "nvidia_driver" / DRIVER["version"] / DRIVER["file"]
+    assert path.read_bytes() == (artifact_mirror.directory / DRIVER["file"]).read_bytes()
+    bad = json.dumps({"stack_artifacts_override": {"nvidia_driver": {"sha256": "2" * 64}}})
+    proc = run_playbook(ARTIFACT, *args, "-e", bad, "-e", f"artifact_cache_dir={tmp_path}/bad",
+                        env=env, timeout=300)
+    assert proc.returncode != 0
+    assert _error(proc.stdout).startswith(
+        f"artifact 'nvidia_driver' {DRIVER['version']} from s3://stack-mirror/v1/{DRIVER['file']}: "
+        f"checksum mismatch: expected sha256 {'2' * 64}, got ")
+    assert not (tmp_path / "bad" / "nvidia_driver" / DRIVER["version"] / DRIVER["file"]).exists()
 
 
 @pytest.mark.parametrize(("extra", "message"), [
