@@ -19,7 +19,8 @@ from typing import Any
 # torchrun's own failure banner says nothing about the cause; skip it when quoting a log.
 _BANNER = re.compile(r"^\s*(=+|-+|error_file:|traceback\s*:|To enable traceback|\[\d+\]:|Failures:|Root Cause"
                      r"|time\s*:|host\s*:|rank\s*:|exitcode\s*:|local_rank\s*:|<NO_OTHER_FAILURES>)")
-_CAUSE = re.compile(r"(Error|Exception|error:|Killed|Traceback|SystemExit|Aborted|Segmentation)")
+_CAUSE = re.compile(r"(Error|Exception|error:|Killed|Traceback|SystemExit|Aborted|Segmentation"
+                    r"|terminate called|what\(\):)")
 STEADY_FIELDS = ("tokens_per_s_per_device", "tflops_per_device", "mfu", "step_time_s")
 COLLECTIVE_COLUMNS = ("op", "dtype", "bytes", "count", "iters", "time_us", "algbw_gbps", "busbw_gbps",
                       "correct")
@@ -76,7 +77,9 @@ def log_excerpt(log: str, lines: int = 3) -> str:
     """
     all_lines = log.splitlines()
     cut = next((i for i, ln in enumerate(all_lines) if "failed (exitcode:" in ln), len(all_lines))
-    useful = [ln.strip() for ln in all_lines[:cut] if ln.strip() and not _BANNER.match(ln)]
+    # Metric lines echoed by rank 0 are progress, not causes.
+    useful = [ln.strip() for ln in all_lines[:cut]
+              if ln.strip() and not _BANNER.match(ln) and not ln.startswith('{"event"')]
     if not useful:
         useful = [ln.strip() for ln in all_lines if ln.strip() and not _BANNER.match(ln)]
     causes = [ln for ln in useful if _CAUSE.search(ln)]

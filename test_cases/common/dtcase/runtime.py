@@ -37,6 +37,20 @@ def init_distributed() -> DistContext:
     return DistContext(rank, world_size, local_rank, device)
 
 
+# Which scaled_dot_product_attention kernels may run. A named backend disables the others, the
+# math fallback included: a shape the kernel cannot take fails loudly instead of silently
+# materialising the (seq x seq) attention matrix.
+SDPA_BACKENDS = {"auto": None, "flash": "flash", "cudnn": "cudnn", "efficient": "mem_efficient"}
+
+
+def select_sdpa_backend(name: str) -> None:
+    chosen = SDPA_BACKENDS[name]
+    if chosen is None or not torch.cuda.is_available():
+        return
+    for backend in ("flash", "cudnn", "mem_efficient", "math"):
+        getattr(torch.backends.cuda, f"enable_{backend}_sdp")(backend == chosen)
+
+
 def peak_mem_gib(device: torch.device) -> float:
     """Peak memory of this rank: allocated by torch on CUDA, the process's max RSS on CPU."""
     if device.type == "cuda":

@@ -23,7 +23,7 @@ from dtcase.data import TokenBatches
 from dtcase.flops import device_peak, flops_per_token, mfu
 from dtcase.metrics import MetricsWriter
 from dtcase.model import MODEL_CONFIGS, Transformer, param_counts
-from dtcase.runtime import DistContext, peak_mem_gib
+from dtcase.runtime import SDPA_BACKENDS, DistContext, peak_mem_gib, select_sdpa_backend
 from dtcase.schedule import lr_at
 
 EXIT_NON_FINITE = 3
@@ -50,6 +50,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                    help="continue from the latest complete checkpoint in --checkpoint-dir, if any")
     p.add_argument("--output-dir", default="out", help="node-local: metrics-rank<R>.jsonl")
     p.add_argument("--log-every", type=int, default=1, help="write a step event every N steps")
+    p.add_argument("--sdpa-backend", default="auto", choices=sorted(SDPA_BACKENDS),
+                   help="attention kernel on CUDA (auto: PyTorch's choice)")
     return p
 
 
@@ -122,6 +124,7 @@ def train(setup: TrainSetup) -> int:
     args, ctx, model = setup.args, setup.ctx, setup.model
     margs = setup.base.args
     wall0 = time.perf_counter()
+    select_sdpa_backend(args.sdpa_backend)  # before the first forward, which is when compile traces
     metrics = MetricsWriter(args.output_dir, ctx.rank, ctx.world_size)
     total_params, non_embedding = param_counts(setup.base)
     fpt = flops_per_token(non_embedding, margs.n_layers, margs.n_heads, margs.head_dim, args.seq_len)
