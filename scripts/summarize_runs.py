@@ -54,7 +54,7 @@ def main() -> None:
         la, lb = (rank0_losses(d) for d in a.compare_loss)
         steps = [s for s in range(1, a.steps + 1) if s in la and s in lb]
         if not steps:
-            raise SystemExit(f"no common steps in 1-{a.steps} between {a.compare_loss[0]} and {a.compare_loss[1]}")
+            raise SystemExit(f"no common steps in 1-{a.steps}: {a.compare_loss[0]} vs {a.compare_loss[1]}")
         diffs = [abs(la[s] - lb[s]) for s in steps]
         rel = [abs(la[s] - lb[s]) / abs(lb[s]) for s in steps]
         print(f"loss agreement over steps 1-{a.steps} ({len(steps)} steps): max |diff| {max(diffs):.4f}, "
