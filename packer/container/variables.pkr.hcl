@@ -41,6 +41,6 @@ variable "container_network" {
 
 variable "container_init" {
   type        = bool
-  default     = false
-  description = "Boot the base image's systemd in the build container (podman), so that roles can reload and enable units as on a host."
+  default     = true
+  description = "Boot the base image's systemd in the build container (podman), so that roles can reload and enable units as on a host; false for base images without systemd."
 }

@@ -6,4 +6,3 @@ profile           = "cpu"
 image_repository  = "localhost/awsome-node-local"
 image_tag         = "cpu"
 container_network = "host"
-container_init    = true # debian-systemd boots, as on a node: service handlers of the roles run

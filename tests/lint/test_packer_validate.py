@@ -149,9 +149,12 @@ def test_ami_network_defaults_leave_the_choice_to_packer() -> None:
     assert re.search(r"throughput\s*=\s*var\.volume_throughput", sources)
 
 
-def test_local_bake_defaults_to_the_cpu_profile_on_the_host_network() -> None:
-    got = console("packer/local", 'jsonencode([var.profile, local.network, var.image_repository])')
-    assert json.loads(got) == ["cpu", ["--network=host"], "localhost/awsome-node-local"]
+def test_local_bake_is_cpu_on_the_host_network_with_systemd() -> None:
+    got = console("packer/local", "jsonencode([var.profile, local.network, var.image_repository, local.entrypoint])")
+    assert json.loads(got) == ["cpu", ["--network=host"], "localhost/awsome-node-local",
+                               ["--systemd=always", "--entrypoint=/sbin/init"]]
+    plain = console("packer/container", "jsonencode(local.entrypoint)", "-var", "container_init=false")
+    assert json.loads(plain) == ["--entrypoint=/bin/sh"]
 
 
 @pytest.mark.parametrize("directory", ["ami", "container", "local", "common"])
