@@ -150,7 +150,8 @@ def test_ami_network_defaults_leave_the_choice_to_packer() -> None:
 
 
 def test_local_bake_is_cpu_on_the_host_network_with_systemd() -> None:
-    got = console("packer/local", "jsonencode([var.profile, local.network, var.image_repository, local.entrypoint])")
+    expr = "jsonencode([var.profile, local.network, var.image_repository, local.entrypoint])"
+    got = console("packer/local", expr)
     assert json.loads(got) == ["cpu", ["--network=host"], "localhost/awsome-node-local",
                                ["--systemd=always", "--entrypoint=/sbin/init"]]
     plain = console("packer/container", "jsonencode(local.entrypoint)", "-var", "container_init=false")
