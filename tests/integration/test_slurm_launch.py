@@ -1,0 +1,44 @@
+"""The launcher's slurm mode on the simulated cluster with Slurm (cluster_slurm=true: one munged,
+slurmctld in node1's namespaces, slurmd in each node's): sbatch + srun start torchrun per node, and
+results are collected exactly as in the ssh mode."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from test_launcher import assert_trained_on_every_node, faulty, results_of, summary_of
+
+from helpers import run_playbook
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(local_cluster):
+    """The session cluster with Slurm added (idempotent on the same nodes)."""
+    proc = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present", "-e", "cluster_nodes=2",
+                        "-e", "cluster_slurm=true", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    inventory = yaml.safe_load(local_cluster.read_text())["all"]["children"]
+    assert list(inventory["slurm_compute"]["hosts"]) == ["node1", "node2"]
+    return local_cluster
+
+
+def test_fsdp_cpu_tiny_through_slurm(slurm_cluster):
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", "mode=slurm",
+                        inventory=slurm_cluster)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    job = re.search(r"Slurm job (\d+) on node1,node2", proc.stdout)
+    assert job, proc.stdout[-4000:]
+    run_dir = results_of(proc)
+    assert_trained_on_every_node(run_dir, steps=summary_of(run_dir)["params"]["steps"])
+    assert (run_dir / "nodes" / "node1" / f"slurm-{job.group(1)}.out").is_file()
+
+
+def test_a_node_failing_under_slurm_fails_the_play_with_its_log(slurm_cluster):
+    proc = faulty(slurm_cluster, "-e", "mode=slurm", params={"fail_rank": 1})
+    assert proc.returncode != 0
+    assert "node2: exited 1: " in proc.stdout and "injected failure on rank 1" in proc.stdout
+    assert summary_of(results_of(proc))["status"] == "failed"
