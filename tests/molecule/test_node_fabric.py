@@ -38,7 +38,7 @@ def fabric_mirror(tmp_path_factory):
 def test_node_fabric_scenario(fabric_mirror):
     url, overlay = fabric_mirror
     env = ansible_env(AWSOME_ARTIFACT_MIRROR=url, AWSOME_MIRROR_OVERLAY=str(overlay))
-    proc = run([str(VENV_BIN / "molecule"), "test", "-s", "node_fabric"], env=env, timeout=900)
+    proc = run([str(VENV_BIN / "molecule"), "test", "-s", "node_fabric"], env=env, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert "Idempotence completed successfully" in proc.stdout
     assert " passed" in proc.stdout and " failed" not in proc.stdout
