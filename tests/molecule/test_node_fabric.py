@@ -9,35 +9,25 @@ container: only the fstab entry and module options are checked.
 
 from __future__ import annotations
 
-import sys
-
+import build_apt_repos  # tests/fixtures/mirror, put on sys.path by conftest.py
 import pytest
 
-# Root conftest helpers, loaded by path (moto_fixtures re-exports them; see its _root_conftest).
-from moto_fixtures import REPO, VENV_BIN, ansible_env, run, run_playbook
-
-sys.path.insert(0, str(REPO / "tests" / "fixtures" / "mirror"))
-import build_apt_repos  # noqa: E402
-import build_mirror  # noqa: E402
-import serve  # noqa: E402
+from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook
 
 PLAYBOOK = "tests/molecule/playbooks/fabric_role.yml"
 
 
 @pytest.fixture(scope="module")
-def fabric_mirror(tmp_path_factory):
-    """The fixture mirror (artifacts + apt repositories) served on 127.0.0.1."""
-    out = tmp_path_factory.mktemp("fabric-mirror")
-    build_mirror.build(out, REPO / "stack" / "versions.yml")
-    build_apt_repos.build(out, REPO / "stack" / "versions.yml")
-    with serve.serve(out) as url:
-        yield url, out / "mirror_versions.yml"
+def fabric_mirror(artifact_mirror):
+    """The session's artifact mirror plus the fabric roles' signed fixture apt repositories."""
+    build_apt_repos.build(artifact_mirror.directory, REPO / "stack" / "versions.yml")
+    return artifact_mirror
 
 
 @pytest.mark.slow
 def test_node_fabric_scenario(fabric_mirror):
-    url, overlay = fabric_mirror
-    env = ansible_env(AWSOME_ARTIFACT_MIRROR=url, AWSOME_MIRROR_OVERLAY=str(overlay))
+    env = ansible_env(AWSOME_ARTIFACT_MIRROR=fabric_mirror.url,
+                      AWSOME_MIRROR_OVERLAY=str(fabric_mirror.overlay))
     proc = run([str(VENV_BIN / "molecule"), "test", "-s", "node_fabric"], env=env, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-8000:]
     assert "Idempotence completed successfully" in proc.stdout
