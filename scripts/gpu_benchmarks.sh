@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The H100 measurements of docs/performance.md, through the product path (ansible-playbook with
 # inventories/examples/single_gpu_node.yml, connection local). Run from the repository root on the
-# GPU machine, with ansible-core importable:  scripts/gpu_benchmarks.sh [budget_seconds]
+# GPU machine, with ansible-core importable:  scripts/gpu_benchmarks.sh [budget_seconds [run ...]]
 # Each run is bounded so the whole set ends within the budget; runs that no longer fit are skipped.
+# Naming runs (e.g. ckpt_save ckpt_resume) runs only those. GPUS=N overrides the processes per node.
 set -u
 budget=${1:-560}
+only=" ${*:2} "
 deadline=$(( $(date +%s) + budget ))
 inv=inventories/examples/single_gpu_node.yml
 export ANSIBLE_CONFIG=$PWD/ansible.cfg NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -14,9 +16,10 @@ ln -sfn ../../.. .collections/ansible_collections/awsome/distributed_training
 run() {  # run NAME MIN_SECONDS PLAYBOOK ARGS...
   local name=$1 need=$2 left=$(( deadline - $(date +%s) )) t0
   shift 2
+  if [ "$only" != "  " ] && [[ "$only" != *" $name "* ]]; then return; fi
   if [ "$left" -lt "$need" ]; then echo "== $name: skipped (${left}s left, needs ${need}s)"; return; fi
   t0=$(date +%s)
-  timeout "$left" ansible-playbook "$@" -i "$inv" -e timeout_s=$(( left - 20 )) > "results/gpu/$name.log" 2>&1
+  timeout "$left" ansible-playbook "$@" -i "$inv" -e timeout_s=$(( left - 20 )) ${GPUS:+-e procs_per_node=$GPUS} > "results/gpu/$name.log" 2>&1
   echo "== $name: rc=$? in $(( $(date +%s) - t0 ))s -> $(readlink -f results/latest)"
   ln -sfn "$(readlink -f results/latest)" "results/gpu/$name"
 }
@@ -28,16 +31,13 @@ run fsdp8b_compile 150 "${fsdp8b[@]}" -e '{"params": {"steps": 40}}'
 run fsdp8b_cudnn 130 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "sdpa_backend": "cudnn"}}'
 run fsdp8b_eager 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false}}'
 run nccl_sweep 40 playbooks/run_nccl.yml -e preset=h100-sweep
-ckpt='"preset": "llama3-1b", "params": {"compile": false, "checkpoint_every": 5'
+ckpt='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "checkpoint_every": 5'
 run ckpt_save 60 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 10}}"
 saved=$(basename "$(readlink -f results/gpu/ckpt_save)")
 run ckpt_resume 60 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 15, \"resume\": true}, \"resume_from\": \"$saved\"}"
 
 runs=(); for d in results/gpu/*/; do [ -f "$d/summary.json" ] && runs+=("${d%/}"); done
-python3 scripts/summarize_runs.py "${runs[@]}" \
-  --compare-loss results/gpu/fsdp8b_compile results/gpu/fsdp8b_eager --steps 20
-grep -h '"checkpoint"' results/gpu/ckpt_*/metrics.jsonl 2>/dev/null | python3 -c '
-import json, sys
-for line in sys.stdin:
-    r = json.loads(line)
-    if r["rank"] == 0: print("checkpoint", r["action"], "step", r["step"], f"{r[\"seconds\"]:.2f}s")'
+compare=()
+[ -d results/gpu/fsdp8b_compile ] && [ -d results/gpu/fsdp8b_eager ] && \
+  compare=(--compare-loss results/gpu/fsdp8b_compile results/gpu/fsdp8b_eager --steps 20)
+python3 scripts/summarize_runs.py "${runs[@]}" "${compare[@]}"

@@ -50,6 +50,9 @@ def main() -> None:
           f"{'MFU%':>6} {'mem GiB':>7}  window")
     for run in a.runs:
         print(row(run))
+    for run in a.runs:
+        for c in json.loads((run / "summary.json").read_text()).get("checkpoints", []):
+            print(f"checkpoint {c['action']:<4} at step {c['step']:>3}: {c['seconds']:.2f} s  ({run.name})")
     if a.compare_loss:
         la, lb = (rank0_losses(d) for d in a.compare_loss)
         steps = [s for s in range(1, a.steps + 1) if s in la and s in lb]

@@ -66,6 +66,7 @@ def node_status(run_dir: str, host: str) -> dict:
         "rc": int(rc_text.split()[0]) if rc_text and rc_text.split() else None,
         "reason": (read("reason") or "").strip() or None,
         "log_tail": "\n".join(log.rstrip().splitlines()[-40:]),
+        "excerpt": log_excerpt(log),
     }
 
 
@@ -83,7 +84,8 @@ def log_excerpt(log: str, lines: int = 3) -> str:
     if not useful:
         useful = [ln.strip() for ln in all_lines if ln.strip() and not _BANNER.match(ln)]
     causes = [ln for ln in useful if _CAUSE.search(ln)]
-    return " | ".join((causes or useful)[-lines:])
+    # Every rank of a node often fails the same way: say it once.
+    return " | ".join(list(dict.fromkeys(causes or useful))[-lines:])
 
 
 def steady_window(steps: list[int]) -> tuple[int, int]:
@@ -114,7 +116,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
             failures.append(f"{st['host']}: no exit status (job did not finish)")
         elif st["rc"] != 0:
             why = f" ({st['reason']})" if st["reason"] else ""
-            failures.append(f"{st['host']}: exited {st['rc']}{why}: {log_excerpt(st['log_tail'])}")
+            failures.append(f"{st['host']}: exited {st['rc']}{why}: {st['excerpt']}")
 
     started = {r["rank"] for r in records if r.get("event") == "start"}
     ended = {r["rank"] for r in records if r.get("event") == "end"}

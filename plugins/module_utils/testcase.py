@@ -105,6 +105,27 @@ def _positive_int(what: str, value: Any, maximum: int) -> int:
     return out
 
 
+_CONSTRAINT = re.compile(r"^\s*(\w+)\s*(<=|<|>=|>|==|!=)\s*(\w+)\s*$")
+_COMPARE = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b,
+            ">": lambda a, b: a > b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def check_constraints(constraints: list[str], params: dict) -> None:
+    """Relations between parameters (`warmup_steps <= steps`), checked before anything launches."""
+    for text in constraints:
+        match = _CONSTRAINT.match(text)
+        if not match:
+            raise ManifestError(f"constraint {text!r} is not of the form 'a <= b'")
+        left, op, right = match.groups()
+
+        def value(token: str) -> Any:
+            return params[token] if token in params else float(token)
+
+        if not _COMPARE[op](value(left), value(right)):
+            shown = " ".join(f"{t} ({params[t]})" if t in params else t for t in (left, op, right))
+            raise ManifestError(f"parameters must satisfy {text.strip()}: got {shown}")
+
+
 def to_cli(params: dict, specs: dict) -> list[str]:
     """`--name-with-dashes VALUE` per parameter; booleans as `--name` / `--no-name`."""
     args: list[str] = []
@@ -143,6 +164,7 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
     merged.update(body.get("parameters") or {})
     merged.update(params)
     resolved = {k: coerce(k, specs[k], v) for k, v in merged.items()}
+    check_constraints(manifest.get("constraints", []), resolved)
 
     requested = resources.get("nodes", 1) if nodes in (None, "") else nodes
     want = _positive_int("nodes", requested, MAX_NODES)

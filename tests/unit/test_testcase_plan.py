@@ -1,6 +1,7 @@
 """The manifest rules the launcher applies before anything reaches a node."""
 
 import pytest
+
 from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
     ManifestError,
     coerce,
@@ -27,6 +28,7 @@ MANIFEST = {
         "gpu": {"resources": {"nodes": 1, "procs_per_node": 4, "accelerator": "cuda"},
                 "parameters": {"model": "big", "compile": True}},
     },
+    "constraints": ["lr < 1", "steps >= 1"],
     "env": {"common": {"OMP_NUM_THREADS": 1}, "cuda": {"NCCL_NVLS_ENABLE": "0"}},
     "metrics": {"files": "metrics-rank*.jsonl"},
     "success": {"timeout_s": 120, "checks": ["all_ranks_reported", "loss_decreased"]},
@@ -70,6 +72,7 @@ def test_accelerator_env_and_cli_rendering():
     ({"params": {"model": "huge"}}, "parameter 'model' must be one of ['tiny', 'big'], got 'huge'"),
     ({"params": {"bogus": 1}}, "unknown parameter(s) bogus for demo"),
     ({"params": "steps=3"}, "params must be a mapping"),
+    ({"params": {"lr": 2}}, "parameters must satisfy lr < 1: got lr (2.0) < 1"),
 ])
 def test_bad_requests_fail_with_one_line_naming_the_problem(kw, message):
     with pytest.raises(ManifestError) as err:
