@@ -78,8 +78,9 @@ def test_fsdp_cpu_tiny_trains_on_both_nodes(local_cluster):
     # Resume that run from its last checkpoint and train 5 more steps.
     last = s["params"]["steps"]
     assert any(c["action"] == "save" and c["step"] == last for c in s["checkpoints"]), s["checkpoints"]
-    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", f"resume_from={run_dir.name}",
-                        "-e", json.dumps({"params": {"steps": last + 5, "resume": True}}), inventory=local_cluster)
+    more = {"resume_from": run_dir.name, "params": {"steps": last + 5, "resume": True}}
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", json.dumps(more),
+                        inventory=local_cluster)
     assert proc.returncode == 0, proc.stdout[-4000:]
     resumed = summary_of(results_of(proc))
     assert {"step": last, "action": "load"}.items() <= resumed["checkpoints"][0].items()
