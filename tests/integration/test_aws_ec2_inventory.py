@@ -4,7 +4,8 @@ The end-to-end test seeds moto with two EC2 instances that carry the simulated n
 (10.77.0.11/12 in subnet 10.77.0.0/24), tagged as cluster "demo", and runs run_fsdp.yml through
 the shipped inventories/aws/aws_ec2.yml unchanged: botocore reads the endpoint from
 AWS_ENDPOINT_URL_EC2. SSH user, key and node paths of the simulated cluster come from its own
-inventory file (-e @vars), as a site's group_vars would provide them on EC2.
+inventory file, put in group_vars/cluster_demo.yml next to a copy of inventories/aws, as a site's
+group_vars would provide them on EC2.
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ def test_fsdp_runs_through_the_ec2_inventory(local_cluster: Path, moto, aws_env,
                  "--graph", "cluster_demo"], env=env, timeout=120)
     assert graph.returncode == 0 and "node1" in graph.stdout and "node2" in graph.stdout, graph.stdout
 
+    inventory = tmp_path / "inventory"
+    shutil.copytree(AWS_INVENTORY, inventory)
     site = yaml.safe_load(local_cluster.read_text())["all"]["children"]["cluster"]["vars"]
-    (tmp_path / "site.yml").write_text(yaml.safe_dump(site))
+    (inventory / "group_vars" / "cluster_demo.yml").write_text(yaml.safe_dump(site))
     proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", "target=cluster_demo",
-                        "-e", f"@{tmp_path / 'site.yml'}", inventory=AWS_INVENTORY / "aws_ec2.yml",
-                        env=env, timeout=900)
+                        inventory=inventory / "aws_ec2.yml", env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:]
     match = re.search(r"(/\S+/results/[^/\s]+)/report\.html", proc.stdout)
     assert match, proc.stdout[-3000:]
