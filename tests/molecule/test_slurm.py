@@ -63,6 +63,8 @@ BAD = [
      "no Slurm controller: inventory group 'slurm_controller' is empty or missing"),
     ({"slurm_controller": ["ctl1", "ctl2"], "slurm_compute": ["cn1"]}, {}, [],
      "2 controllers (ctl1, ctl2) in 'slurm_controller' but slurm_controller_ha is false"),
+    ({"slurm_controller": ["ctl1", "ctl2"], "slurm_compute": ["cn1"]}, {}, ["-e", "slurm_controller_ha=true"],
+     "slurm_controller_ha with 2 controllers needs slurm_state_save_location"),
     ({"slurm_controller": ["ctl"], "slurm_compute": ["cn1", "cn-nowhere.invalid"]},
      {"cn-nowhere.invalid": {"slurm_node_addr": "cn-nowhere.invalid"}}, [],
      "Slurm node name(s) cn-nowhere.invalid do not resolve on ctl"),
@@ -74,7 +76,8 @@ BAD = [
 
 
 @pytest.mark.parametrize(("groups", "hostvars", "extra", "message"), BAD,
-                         ids=["no-controller", "two-controllers", "unresolvable", "empty-partition"])
+                         ids=["no-controller", "two-controllers", "ha-without-shared-state", "unresolvable",
+                              "empty-partition"])
 def test_bad_inventory_fails_before_changes(tmp_path, groups, hostvars, extra, message):
     proc = _validate(tmp_path, _inventory(tmp_path, groups, **hostvars), *extra)
     assert proc.returncode != 0
@@ -83,5 +86,6 @@ def test_bad_inventory_fails_before_changes(tmp_path, groups, hostvars, extra, m
 
 def test_good_inventory_passes(tmp_path):
     groups = {"slurm_controller": ["ctl1", "ctl2"], "slurm_compute": ["cn1", "cn2"], "slurm_login": ["login"]}
-    proc = _validate(tmp_path, _inventory(tmp_path, groups), "-e", "slurm_controller_ha=true")
+    proc = _validate(tmp_path, _inventory(tmp_path, groups), "-e", "slurm_controller_ha=true",
+                     "-e", "slurm_state_save_location=/fsx/slurm/state")
     assert proc.returncode == 0, proc.stdout[-3000:]
