@@ -18,7 +18,7 @@ export PATH             := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv collection-link images demo cluster cluster-down run \
-        test lint unit molecule integration benchmark ami image clean
+        test lint unit molecule integration benchmark ami image bundle clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ ami: setup ## bake an AMI: make ami PROFILE=gpu|neuron|cpu OS=ubuntu-22.04|ubunt
 
 image: setup images ## bake the container image (PROFILE=gpu|cpu)
 	scripts/packer_build.sh container $(PROFILE)
+
+bundle: setup ## build the HyperPod lifecycle bundle into build/lifecycle
+	lifecycle/build_bundle.sh build/lifecycle lifecycle/examples/provisioning_parameters.json
 
 clean: ## remove the cluster, results and local state (keeps the venv)
 	-ansible-playbook playbooks/local_cluster.yml -e cluster_state=absent
