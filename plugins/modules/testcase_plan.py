@@ -43,6 +43,7 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
     ManifestError,
     load_manifest,

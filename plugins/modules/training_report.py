@@ -33,6 +33,7 @@ summary:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.awsome.distributed_training.plugins.module_utils.run_report import write_report
 
 

@@ -6,6 +6,7 @@ import time
 
 import torch
 import torch.distributed as dist
+
 from dtcase.metrics import MetricsWriter
 
 p = argparse.ArgumentParser()
