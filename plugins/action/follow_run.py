@@ -4,7 +4,7 @@ An action plugin (it runs on the controller) so that it can
 - print progress lines while the job runs (a module can only answer at the end),
 - see failures of the *other* nodes through marker files in the controller's run directory,
   and stop its own node's job at once instead of waiting for a collective timeout.
-The node side is plain files written by the launch script: `pid` (process group) and `rc`.
+The node side is plain files: `pid` and `rc` written by launch.sh, and stop_job.sh to stop it.
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ class ActionModule(ActionBase):
         return res.get("stdout", "")
 
     def _stop(self, run_dir: str, reason: str, rc: int) -> None:
-        # Kill the whole process group (torchrun and its workers), then record why.
+        # stop_job.sh (staged with launch.sh) stops the whole process tree and records why.
         q = shlex.quote
-        self._shell(f"cd {q(run_dir)} && [ ! -e rc ] && pgid=$(cat pid 2>/dev/null) && "
-                    f"{{ kill -TERM -- -$pgid 2>/dev/null; sleep 3; kill -KILL -- -$pgid 2>/dev/null; }}; "
-                    f"printf '%s\\n' {q(reason)} > reason; [ -e rc ] || echo {rc} > rc")
+        self._shell(f"bash {q(run_dir + '/stop_job.sh')} {q(run_dir)} {q(reason)} {rc}")
 
     def _progress(self, line: str, label: str, total: int | None, elapsed: float) -> str | None:
         try:

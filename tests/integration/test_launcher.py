@@ -8,6 +8,7 @@ and the loss fell; failures must carry a clear message and leave nothing running
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -37,13 +38,20 @@ def records(run_dir: Path) -> list[dict]:
 
 
 def no_job_left(inventory: Path) -> None:
-    """No torchrun is left on any node: every pid file's process group is gone."""
+    """No live process (zombies aside: PID 1 here does not reap) still works in a run directory."""
     cluster = yaml.safe_load(inventory.read_text())["all"]["children"]["cluster"]
-    work = Path(cluster["vars"]["launcher_work_root"])
-    for pid_file in work.glob("*/*/pid"):
-        pgid = pid_file.read_text().strip()
-        alive = subprocess.run(["kill", "-0", "--", f"-{pgid}"], capture_output=True).returncode == 0
-        assert not alive, f"job of {pid_file.parent} still running"
+    work = os.path.realpath(cluster["vars"]["launcher_work_root"])
+    left = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(proc / "cwd")
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and cwd.startswith(work + "/"):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")[:120]
+            left.append(f"{proc.name}: {cmdline!r}")
+    assert not left, f"processes left in run directories: {left}"
 
 
 def assert_trained_on_every_node(run_dir: Path, steps: int) -> dict:
