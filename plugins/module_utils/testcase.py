@@ -126,6 +126,10 @@ def check_constraints(constraints: list[str], params: dict) -> None:
             raise ManifestError(f"parameters must satisfy {text.strip()}: got {shown}")
 
 
+def _natural(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def to_cli(params: dict, specs: dict) -> list[str]:
     """`--name-with-dashes VALUE` per parameter; booleans as `--name` / `--no-name`."""
     args: list[str] = []
@@ -175,7 +179,8 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
     if want > len(hosts):
         raise ManifestError(f"{name}/{preset} needs {want} node(s) but inventory group {target!r} "
                             f"has {len(hosts)}: {', '.join(hosts)}")
-    chosen = list(hosts[:want])
+    # Name order (node2 before node10), so dynamic inventories pick the same head every time.
+    chosen = sorted(hosts, key=_natural)[:want]
 
     accelerator = resources.get("accelerator", "cpu")
     env_spec = manifest.get("env") or {}

@@ -51,6 +51,11 @@ def test_preset_defaults_and_overrides_merge_in_order():
     assert p["run_id"].startswith("demo-cpu-tiny-")
 
 
+def test_nodes_are_chosen_in_name_order_whatever_the_inventory_order():
+    p = plan(hosts=["node10", "node2", "node1"])
+    assert p["nodes"] == ["node1", "node2"] and p["head"] == "node1"
+
+
 def test_accelerator_env_and_cli_rendering():
     p = plan(preset="gpu")
     assert p["env"] == {"OMP_NUM_THREADS": "1", "NCCL_NVLS_ENABLE": "0"}
