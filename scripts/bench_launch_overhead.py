@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def manual_run(inventory: Path, run_dir: Path, steps: int) -> float:
     names = sorted(hosts)[: len(json.loads((run_dir / "summary.json").read_text())["nodes"])]
     head = hosts[names[0]]["ansible_host"]
     work = Path(v["launcher_work_root"]) / run_dir.name
-    out = Path(f"/tmp/bench-manual-{os.getpid()}")
+    out = Path(tempfile.mkdtemp(prefix="bench-manual-"))  # fresh: the metrics writer appends
     t0 = time.time()
     procs = []
     for rank, name in enumerate(names):
