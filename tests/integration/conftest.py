@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from helpers import REPO, run_playbook
 CLUSTER_PLAYBOOK = "playbooks/local_cluster.yml"
 CLUSTER_STATE = REPO / ".state" / "cluster"
 CLUSTER_NODES = 2
+# The cluster (netns nodes, bridge dtbr0, .state/cluster) is one per machine: a second pytest session
+# waits here for the first to finish instead of tearing the cluster down under it.
+CLUSTER_LOCK = Path("/run/lock/awsome-local-cluster.lock")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,6 +36,13 @@ def cluster(state: str, *extra: str):
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[Path]:
     """A 2-node simulated cluster for the whole session; yields its inventory file."""
+    CLUSTER_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with CLUSTER_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _session_cluster()
+
+
+def _session_cluster() -> Iterator[Path]:
     proc = cluster("present", "-e", f"cluster_nodes={CLUSTER_NODES}")
     assert proc.returncode == 0, f"creating the local cluster failed:\n{proc.stdout[-6000:]}"
     inventory = CLUSTER_STATE / "inventory.yml"
