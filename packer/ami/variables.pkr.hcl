@@ -1,16 +1,6 @@
 # User knobs of the AMI bake. Only profile and os are required choices; everything else has a
 # safe default (empty network ids = Packer's default VPC and a temporary security group).
 
-variable "profile" {
-  type        = string
-  default     = "gpu"
-  description = "Image profile applied by playbooks/image.yml: gpu, neuron or cpu."
-  validation {
-    condition     = contains(["gpu", "neuron", "cpu"], var.profile)
-    error_message = "The profile variable must be one of: gpu, neuron, cpu."
-  }
-}
-
 variable "os" {
   type        = string
   default     = "ubuntu-22.04"

@@ -27,6 +27,17 @@ locals {
   ]
 }
 
+# The one declaration of the profile: every template links this file.
+variable "profile" {
+  type        = string
+  default     = "gpu"
+  description = "Image profile applied by playbooks/image.yml: gpu, neuron or cpu."
+  validation {
+    condition     = contains(["gpu", "neuron", "cpu"], var.profile)
+    error_message = "The profile variable must be one of: gpu, neuron, cpu."
+  }
+}
+
 variable "artifact_mirror" {
   type        = string
   default     = ""

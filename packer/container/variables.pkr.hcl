@@ -1,15 +1,5 @@
 # User knobs of the container bake (the test cases' images).
 
-variable "profile" {
-  type        = string
-  default     = "gpu"
-  description = "Image profile applied by playbooks/image.yml: gpu, neuron or cpu."
-  validation {
-    condition     = contains(["gpu", "neuron", "cpu"], var.profile)
-    error_message = "The profile variable must be one of: gpu, neuron, cpu."
-  }
-}
-
 variable "base_image" {
   type        = string
   default     = "localhost/debian-systemd:bookworm"

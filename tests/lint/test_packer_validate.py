@@ -171,8 +171,11 @@ def test_profile_and_os_names_agree_everywhere() -> None:
     assert re.search(r"^oses=\((.*)\)$", script, re.M).group(1).split() == OSES
     roles = yaml.safe_load((REPO / "playbooks" / "vars" / "image_profiles.yml").read_text())
     assert list(roles["image_profile_roles"]) == PROFILES
-    for variables in ("packer/ami/variables.pkr.hcl", "packer/container/variables.pkr.hcl"):
-        assert f"contains({hcl_list(PROFILES)}, var.profile)" in (REPO / variables).read_text()
+    # `profile` is declared once, in the file every template links (packer/common).
+    declared = [p for p in (REPO / "packer").rglob("*.pkr.hcl")
+                if not p.is_symlink() and 'variable "profile"' in p.read_text()]
+    assert declared == [REPO / "packer" / "common" / "stack.pkr.hcl"]
+    assert f"contains({hcl_list(PROFILES)}, var.profile)" in declared[0].read_text()
     assert f"contains({hcl_list(OSES)}, var.os)" in (REPO / "packer/ami/variables.pkr.hcl").read_text()
 
 
