@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 import yaml
 from moto_fixtures import aws_env, moto, moto_session  # noqa: F401  (fixtures)
 
 from helpers import REPO, VENV_BIN, ansible_env, run_playbook
+
+sys.path.insert(0, str(REPO / "tests" / "fixtures" / "mirror"))
+import serve  # noqa: E402
 
 ARTIFACT = "tests/molecule/playbooks/artifact.yml"
 STACK = "tests/molecule/playbooks/stack_role.yml"
@@ -82,6 +86,41 @@ def test_missing_artifact_names_artifact_and_url(artifact_mirror, tmp_path):
     assert _error(proc.stdout) == (
         f"artifact 'absent-1.0.tar.gz' 1.0 from {artifact_mirror.url}/absent-1.0.tar.gz: "
         "not found (HTTP 404)")
+
+
+GDRCOPY = PINS["stack_artifacts"]["gdrcopy"]
+
+
+def _fetch_flaky(artifact_mirror, tmp_path, fail_first, retries):
+    """gdrcopy from a mirror answering 503 to its first `fail_first` requests (-1: to all), with
+    delays 1, 3, 9, ... s between attempts. Returns the run and the mirror's (time, path) log."""
+    with serve.serve_flaky(artifact_mirror.directory, fail_first) as (url, requests):
+        proc = run_playbook(ARTIFACT, "-i", "localhost,", *PY, "-e", f"artifact_cache_dir={tmp_path}",
+                            "-e", f"artifact_mirror={url}", "-e", "artifact_id=gdrcopy",
+                            "-e", f"@{artifact_mirror.overlay}", "-e", f"artifact_retries={retries}",
+                            "-e", "artifact_delay=1", "-e", "artifact_backoff=3", timeout=300)
+        return proc, url, list(requests)
+
+
+def test_fetch_retries_a_flaky_mirror_with_growing_delays(artifact_mirror, tmp_path):
+    proc, _, requests = _fetch_flaky(artifact_mirror, tmp_path, fail_first=2, retries=3)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert [path for _, path in requests] == [f"/{GDRCOPY['file']}"] * 3  # 2 refused, the 3rd served
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(requests, requests[1:], strict=False)]
+    # Waited 1 s, then 3 s (plus a module run's overhead each time): the delay grows.
+    assert gaps[0] >= 1 and gaps[1] >= 3 and gaps[1] - gaps[0] >= 1.5, gaps
+    cached = tmp_path / "gdrcopy" / GDRCOPY["version"] / GDRCOPY["file"]
+    assert cached.read_bytes() == (artifact_mirror.directory / GDRCOPY["file"]).read_bytes()
+
+
+def test_fetch_gives_up_on_a_mirror_that_always_fails(artifact_mirror, tmp_path):
+    proc, url, requests = _fetch_flaky(artifact_mirror, tmp_path, fail_first=-1, retries=2)
+    assert proc.returncode != 0
+    assert len(requests) == 3  # the first attempt and 2 retries
+    assert _error(proc.stdout).startswith(
+        f"artifact 'gdrcopy' {GDRCOPY['version']} from {url}/{GDRCOPY['file']}: "
+        "download failed after 3 attempts (HTTP 503 "), proc.stdout[-3000:]
+    assert not (tmp_path / "gdrcopy" / GDRCOPY["version"] / GDRCOPY["file"]).exists()
 
 
 def test_fetch_from_an_s3_mirror(artifact_mirror, tmp_path, moto, aws_env):  # noqa: F811
