@@ -9,12 +9,11 @@ container: only the fstab entry and module options are checked.
 
 from __future__ import annotations
 
-import re
-
 import build_apt_repos  # tests/fixtures/mirror, put on sys.path by conftest.py
 import pytest
+from scenario import molecule_test, testinfra_tests, verified_count
 
-from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook
+from helpers import REPO, run_playbook
 
 PLAYBOOK = "tests/molecule/playbooks/fabric_role.yml"
 
@@ -28,13 +27,9 @@ def fabric_mirror(artifact_mirror):
 
 @pytest.mark.slow
 def test_node_fabric_scenario(fabric_mirror):
-    env = ansible_env(AWSOME_ARTIFACT_MIRROR=fabric_mirror.url,
-                      AWSOME_MIRROR_OVERLAY=str(fabric_mirror.overlay))
-    proc = run([str(VENV_BIN / "molecule"), "test", "-s", "node_fabric"], env=env, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-8000:]
-    out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)  # molecule 26 colours its summary
-    assert re.search(r"idempotence\W+Executed: Successful", out), out[-4000:]
-    assert re.search(r"verify\W+Executed: Successful", out), out[-4000:]
+    out = molecule_test("node_fabric", AWSOME_ARTIFACT_MIRROR=fabric_mirror.url,
+                        AWSOME_MIRROR_OVERLAY=str(fabric_mirror.overlay))
+    assert verified_count(out) == testinfra_tests("node_fabric")
 
 
 @pytest.mark.parametrize(("role", "extra", "message"), [
