@@ -7,6 +7,7 @@ into a test module (`from moto_fixtures import moto, aws_env  # noqa: F401`).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -19,7 +20,8 @@ import pytest
 from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook  # noqa: F401  (re-exported)
 
 REGION = "us-east-1"
-# moto accepts any credentials; these only keep boto3 from looking for real ones.
+# moto accepts any credentials unless told to enforce them (Moto.enforce_auth); these only keep boto3
+# from looking for real ones.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}
 
@@ -35,17 +37,51 @@ class Moto:
     endpoint: str
     region: str = REGION
 
-    def client(self, service: str):
+    def client(self, service: str, key: dict[str, str] | None = None):
         import boto3
 
+        key = key or CREDENTIALS
         return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            aws_access_key_id=key["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=key["AWS_SECRET_ACCESS_KEY"])
+
+    def enforce_auth(self, after: float) -> None:
+        """Check signatures and IAM policies on every request after the next `after` ones (inf: never).
+
+        moto's "IAM-like access control" (INITIAL_NO_AUTH_ACTION_COUNT, set at run time through
+        /moto-api/reset-auth): with it on, an unknown access key or a wrong secret is refused as AWS does.
+        """
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=str(after).encode(),
+                                     method="POST", headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+
+    def admin_key(self) -> dict[str, str]:
+        """A new IAM user allowed everything; returns its credentials as environment variables."""
+        iam = self.client("iam")
+        iam.create_user(UserName="admin")
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
     def reset(self) -> None:
         """Forget every resource (moto's own reset API), so each test starts from an empty account."""
         req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
         with urllib.request.urlopen(req, timeout=10):
             pass
+
+
+def create_hyperpod_cluster(client, name: str, workers: int) -> None:
+    """A HyperPod Slurm cluster (controller-machine x1, worker-group-1 x `workers`) in moto."""
+    lifecycle = {"SourceS3Uri": "s3://sagemaker-lifecycle/bundle", "OnCreate": "on_create.sh"}
+    common = {"LifeCycleConfig": lifecycle,
+              "ExecutionRole": "arn:aws:iam::123456789012:role/hyperpod", "ThreadsPerCore": 1}
+    client.create_cluster(ClusterName=name, InstanceGroups=[
+        {"InstanceGroupName": "controller-machine", "InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+         **common},
+        {"InstanceGroupName": "worker-group-1", "InstanceType": "ml.p5.48xlarge", "InstanceCount": workers,
+         **common}])
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +116,9 @@ def moto_session(tmp_path_factory):
 
 @pytest.fixture
 def moto(moto_session: Moto) -> Moto:
-    """The session's moto server, emptied before the test."""
+    """The session's moto server, emptied before the test, accepting any credentials."""
     moto_session.reset()
+    moto_session.enforce_auth(float("inf"))
     return moto_session
 
 

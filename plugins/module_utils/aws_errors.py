@@ -24,7 +24,8 @@ _MISSING = {
 }
 _AUTH = {
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "UnrecognizedClientException",
-    "ExpiredToken", "ExpiredTokenException", "AuthFailure", "AccessDenied", "AccessDeniedException", "403",
+    "InvalidSignatureException", "ExpiredToken", "ExpiredTokenException", "AuthFailure", "AccessDenied",
+    "AccessDeniedException", "403",
 }
 
 

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto_fixtures import VENV_BIN, ansible_env, aws_env, free_port, moto, moto_session, run  # noqa: F401
+from moto_fixtures import create_hyperpod_cluster as make_cluster
 
 from ansible_collections.awsome.distributed_training.plugins.inventory import hyperpod
 
@@ -57,17 +58,6 @@ def test_list_nodes_follows_pages_and_filters_status():
         "sagemaker-cluster:abc123xyz_workers-i-3"
     assert hyperpod.hostname(worker, ["private_dns", "instance_id"]) == "ip-10-1-0-7"
     assert hyperpod.hostname({**worker, "hyperpod_private_dns": ""}, ["private_dns", "instance_id"]) == "i-3"
-
-
-def make_cluster(client, name: str, workers: int) -> None:
-    lifecycle = {"SourceS3Uri": "s3://sagemaker-lifecycle/bundle", "OnCreate": "on_create.sh"}
-    common = {"LifeCycleConfig": lifecycle,
-              "ExecutionRole": "arn:aws:iam::123456789012:role/hyperpod", "ThreadsPerCore": 1}
-    client.create_cluster(ClusterName=name, InstanceGroups=[
-        {"InstanceGroupName": "controller-machine", "InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
-         **common},
-        {"InstanceGroupName": "worker-group-1", "InstanceType": "ml.p5.48xlarge", "InstanceCount": workers,
-         **common}])
 
 
 def inventory(tmp_path: Path, env: dict, text: str, *args: str) -> tuple[int, dict | str]:
