@@ -1,9 +1,11 @@
 """CloudFormation templates (cfn-lint) and the infra playbooks deployed to moto and deleted again.
 
 moto's CloudFormation implements S3 buckets and the VPC pieces, so the bucket and VPC stacks are
-deployed for real here; FSx for Lustre and the HyperPod cluster stacks are checked by cfn-lint only.
-Deleting is tested on the bucket stack: moto cannot delete a VPC stack (it does not implement deleting
-AWS::EC2::VPCGatewayAttachment, NAT gateways or VPC endpoints, so the VPC keeps dependencies).
+deployed for real here; FSx for Lustre and the HyperPod cluster stacks are checked by cfn-lint only
+(moto 5.2.5, the newest release, has no CloudFormation model for AWS::FSx::* or AWS::SageMaker::Cluster:
+CreateStack fails with HTTP 500 on their Outputs). Deleting is tested on the bucket stack: moto deletes
+only the VPC, subnets and security groups of a stack, so the VPC keeps its gateway attachment, NAT
+gateway, routes and endpoint and DeleteStack returns DependencyViolation (docs/aws.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The HyperPod lifecycle bundle: on_create.sh on simulated nodes, and its upload to S3 (moto).
 
-Each "node" is this machine given a node IP (NODE_IP) with HyperPod's two config files
-(lifecycle/examples, as HyperPod writes them). on_create.sh runs for real: it works out the role,
-installs the collection from the bundle's tarball and runs playbooks/hyperpod/node.yml locally.
+on_create.sh runs for real over SSH on the simulated cluster's nodes (network namespaces with their own
+hostname and sshd) with HyperPod's two config files: it works out the role from the node's own
+address, installs the collection from the bundle's tarball and runs playbooks/hyperpod/node.yml
+locally. The bad-config cases run it here with NODE_IP set (lifecycle/examples, as HyperPod writes them).
 The FSx mount and the Slurm configuration need real HyperPod nodes, so the run here is pointed at
 the playbook's `record` phase only (LIFECYCLE_ANSIBLE_ARGS=--tags record) - what is checked is that
 each node got its role and the cluster inventory it needs.
@@ -17,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from moto_fixtures import REPO, VENV_BIN, ansible_env, aws_env, moto, moto_session, run, run_playbook  # noqa: F401
 
 EXAMPLES = REPO / "lifecycle" / "examples"
@@ -43,29 +45,6 @@ def on_create(bundle: Path, tmp: Path, node_ip: str, *, resource: Path = EXAMPLE
                           timeout=300)
     log = tmp / "log" / "provisioning.log"
     return proc, log.read_text() if log.exists() else ""
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("ip", "host", "role"), [
-    ("10.1.20.11", "controller-machine-1", "controller"),
-    ("10.1.20.12", "login-group-1", "login"),
-    ("10.1.30.22", "worker-group-1-2", "worker"),
-])
-def test_on_create_gives_each_node_its_role(bundle, tmp_path, ip, host, role):
-    proc, log = on_create(bundle, tmp_path, ip)
-    assert proc.returncode == 0, log[-4000:]
-    record = json.loads((tmp_path / "hyperpod_node.json").read_text())
-    assert record == {"host": host, "role": role, "instance_group": host.rsplit("-", 1)[0],
-                      "instance_type": "p5.48xlarge" if role == "worker" else record["instance_type"],
-                      "cluster": "ml-cluster", "controller_ip": "10.1.20.11"}
-    assert f"this node is {host}, role {role}" in log and f"done: {host} configured as {role}" in log
-    inventory = json.loads((tmp_path / "work" / "inventory.json").read_text())["all"]["children"]
-    assert list(inventory["slurm_controller"]["hosts"]) == ["controller-machine-1"]
-    assert list(inventory["slurm_compute"]["hosts"]) == ["worker-group-1-1", "worker-group-1-2"]
-    assert list(inventory["partition_p5"]["hosts"]) == ["worker-group-1-1", "worker-group-1-2"]
-    # Only this node is reached locally; the others are there for their addresses.
-    local = [h for g in inventory.values() for h, v in g["hosts"].items() if v.get("ansible_connection")]
-    assert local == [host]
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -127,3 +106,80 @@ def test_bundle_holds_scripts_and_collection(bundle):
                              check=True)
     assert "playbooks/hyperpod/node.yml" in listing.stdout and "MANIFEST.json" in listing.stdout
     assert shutil.which("ansible-galaxy", path=str(VENV_BIN))
+
+
+def cluster_config(tmp: Path, groups: dict[str, list[tuple[str, str]]]) -> Path:
+    """A resource_config.json as HyperPod writes it, with instances {group: [(name, ip), ...]}."""
+    example = json.loads((EXAMPLES / "resource_config.json").read_text())
+    types = {g["Name"]: g["InstanceType"] for g in example["InstanceGroups"]}
+    config = {"ClusterConfig": example["ClusterConfig"], "InstanceGroups": [
+        {"Name": group, "InstanceType": types[group], "Instances": [
+            {"InstanceName": name, "CustomerIpAddress": ip, "AgentIpAddress": f"172.16.54.{10 + i}",
+             "InstanceId": f"i-0a1b2c3d4e5f6{i:04d}"} for i, (name, ip) in enumerate(members, start=1)]}
+        for group, members in groups.items()]}
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "resource_config.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def on_create_over_ssh(bundle: Path, cluster: dict, node: str, resource: Path, tmp: Path) -> subprocess.Popen:
+    """Start on_create.sh on a simulated node over SSH. The nodes share this machine's file system, so
+    each node's log, work and record paths are its own directory under `tmp`; the node finds its IP
+    from its own hostname, as on HyperPod."""
+    here = tmp / node
+    env = {"PATH": f"{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin", "RESOURCE_CONFIG": resource,
+           "PROVISION_LOG_DIR": here / "log", "LIFECYCLE_WORK_DIR": here / "work",
+           "LIFECYCLE_ANSIBLE_ARGS": f"'--tags record -e hyperpod_node_record={here}/hyperpod_node.json'"}
+    command = " ".join(f"{k}={v}" for k, v in env.items()) + f" {bundle}/on_create.sh"
+    ssh = ["ssh", "-i", cluster["vars"]["ansible_ssh_private_key_file"], "-o", "BatchMode=yes",
+           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+           f"root@{cluster['hosts'][node]['ansible_host']}", command]
+    return subprocess.Popen(ssh, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_on_create_on_the_simulated_nodes(bundle, local_cluster, tmp_path):
+    """node1 and node2 run on_create.sh over SSH as the controller and a worker of one cluster; then node2
+    runs it again as the login node of a second cluster layout (two nodes, three roles)."""
+    cluster = yaml.safe_load(local_cluster.read_text())["all"]["children"]["cluster"]
+    ip = {node: v["ansible_host"] for node, v in cluster["hosts"].items()}
+    first = cluster_config(tmp_path, {
+        "controller-machine": [("controller-machine-1", ip["node1"])],
+        "login-group": [("login-group-1", "10.77.0.201")],  # listed, not simulated here
+        "worker-group-1": [("worker-group-1-1", ip["node2"]), ("worker-group-1-2", "10.77.0.202")]})
+    runs = {node: on_create_over_ssh(bundle, cluster, node, first, tmp_path / "a")
+            for node in ("node1", "node2")}
+    outputs = {node: proc.communicate(timeout=300)[0] for node, proc in runs.items()}
+    second = cluster_config(tmp_path / "b", {
+        "controller-machine": [("controller-machine-1", ip["node1"])],
+        "login-group": [("login-group-1", ip["node2"])],
+        "worker-group-1": [("worker-group-1-1", "10.77.0.202")]})
+    login = on_create_over_ssh(bundle, cluster, "node2", second, tmp_path / "b")
+    outputs["login"] = login.communicate(timeout=300)[0]
+    for proc, out in zip([*runs.values(), login], outputs.values(), strict=True):
+        assert proc.returncode == 0, out
+
+    expected = [("a", "node1", "controller-machine-1", "controller"),
+                ("a", "node2", "worker-group-1-1", "worker"), ("b", "node2", "login-group-1", "login")]
+    for layout, node, host, role in expected:
+        here = tmp_path / layout / node
+        record = json.loads((here / "hyperpod_node.json").read_text())
+        assert record["host"] == host and record["role"] == role, record
+        assert record["controller_ip"] == ip["node1"] and record["cluster"] == "ml-cluster"
+        log = (here / "log" / "provisioning.log").read_text()
+        assert f"this node is {host}, role {role}" in log and f"done: {host} configured as {role}" in log, log
+        assert (here / "work" / "collections" / "ansible_collections" / "awsome" / "distributed_training"
+                / "MANIFEST.json").is_file()
+        facts = json.loads((here / "work" / "node.json").read_text())
+        assert facts["ip"] == ip[node], facts  # found from the node's own hostname
+
+    inventory = json.loads((tmp_path / "a" / "node2" / "work" / "inventory.json").read_text())
+    inventory = inventory["all"]["children"]
+    assert list(inventory["slurm_controller"]["hosts"]) == ["controller-machine-1"]
+    assert list(inventory["slurm_login"]["hosts"]) == ["login-group-1"]
+    assert list(inventory["slurm_compute"]["hosts"]) == ["worker-group-1-1", "worker-group-1-2"]
+    assert list(inventory["partition_p5"]["hosts"]) == ["worker-group-1-1", "worker-group-1-2"]
+    # Only this node is reached locally; the others are there for their addresses.
+    local = [h for g in inventory.values() for h, v in g["hosts"].items() if v.get("ansible_connection")]
+    assert local == ["worker-group-1-1"]
