@@ -27,14 +27,24 @@ run() {  # run NAME MIN_SECONDS PLAYBOOK ARGS...
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'nccl', torch.cuda.nccl.version())"
 fsdp8b=(playbooks/run_fsdp.yml -e preset=h100-llama3-8b)
-run fsdp8b_compile 150 "${fsdp8b[@]}" -e '{"params": {"steps": 40}}'
-run fsdp8b_cudnn 130 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "sdpa_backend": "cudnn"}}'
-run fsdp8b_eager 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false}}'
+# 43 steps: rank 0 profiles the last 3 (profile-rank0.json), outside the 11-40 window.
+run fsdp8b_compile 110 "${fsdp8b[@]}" -e '{"params": {"steps": 43, "profile": true}}'
+run fsdp8b_noac 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "ac": "none"}}'
+run fsdp8b_cudnn 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "sdpa_backend": "cudnn"}}'
+# Eager keeps more activations per block than compiled code: checkpoint every block to fit 80 GB.
+run fsdp8b_eager 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
+# Activation-checkpointing sweep (run by name): how many blocks may keep their activations.
+if [ "$only" != "  " ]; then
+  for ac in 1 2 4 none; do
+    knob=$([ $ac = none ] && echo '"ac": "none"' || echo "\"ac\": \"selective\", \"ac_every\": $ac")
+    run fsdp8b_ac$ac 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"profile\": true, $knob}}"
+  done
+fi
 run nccl_sweep 40 playbooks/run_nccl.yml -e preset=h100-sweep
 ckpt='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "checkpoint_every": 5'
 run ckpt_save 60 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 10}}"
 saved=$(basename "$(readlink -f results/gpu/ckpt_save)")
-run ckpt_resume 60 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 15, \"resume\": true}, \"resume_from\": \"$saved\"}"
+run ckpt_resume 80 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 15, \"resume\": true}, \"resume_from\": \"$saved\"}"
 
 runs=(); for d in results/gpu/*/; do [ -f "$d/summary.json" ] && runs+=("${d%/}"); done
 compare=()

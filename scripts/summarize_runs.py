@@ -30,12 +30,12 @@ def row(run_dir: Path) -> str:
 
     p = s["params"]
     what = f"{s['test_case']}/{s['preset']}"
-    knobs = ",".join(f"{k}={p[k]}" for k in ("compile", "ac", "sdpa_backend", "steps") if k in p)
+    knobs = ",".join(f"{k}={p[k]}" for k in ("compile", "ac", "ac_every", "sdpa_backend", "steps") if k in p)
     cols = [fmt(st.get("tokens_per_s_per_device"), ",.0f"),
             fmt(st.get("wall_tokens_per_s_per_device"), ",.0f"),
             fmt(st.get("tflops_per_device"), ".1f"), fmt((st.get("mfu") or 0) * 100, ".1f"),
-            fmt(s.get("peak_mem_gib_max"), ".1f")]
-    widths = (9, 9, 7, 6, 7)
+            fmt(s.get("peak_mem_gib_max"), ".1f"), fmt(s.get("peak_reserved_gib_max"), ".1f")]
+    widths = (9, 9, 7, 6, 7, 8)
     return (f"{what:<24} {knobs:<48} {s['status']:<7} "
             + " ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True)) + f"  {st['window']}")
 
@@ -47,12 +47,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     a = ap.parse_args()
     print(f"{'run':<24} {'knobs':<48} {'status':<7} {'tok/s/dev':>9} {'wall':>9} {'TFLOPS':>7} "
-          f"{'MFU%':>6} {'mem GiB':>7}  window")
+          f"{'MFU%':>6} {'mem GiB':>7} {'reserved':>8}  window")
     for run in a.runs:
         print(row(run))
     for run in a.runs:
         for c in json.loads((run / "summary.json").read_text()).get("checkpoints", []):
             print(f"checkpoint {c['action']:<4} at step {c['step']:>3}: {c['seconds']:.2f} s  ({run.name})")
+    for run in a.runs:
+        for prof in sorted((run / "nodes").glob("*/profile-rank0.json")):
+            d = json.loads(prof.read_text())
+            fams = ", ".join(f"{k} {v:.0f}" for k, v in d["families_ms_per_step"].items())
+            print(f"profile ({run.name}, steps {d['steps']}): {d['ms_per_step']:.0f} ms/step of "
+                  f"{d['time_source']}: {fams}")
+            for k in d["top"][:8]:
+                print(f"  {k['ms_per_step']:8.1f} ms  {k['share']:6.1%}  x{k['calls_per_step']:<4} "
+                      f"{k['name'][:100]}")
     if a.compare_loss:
         la, lb = (rank0_losses(d) for d in a.compare_loss)
         steps = [s for s in range(1, a.steps + 1) if s in la and s in lb]

@@ -154,13 +154,16 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
             failures.append("wrong results: " + ", ".join(f"{r['op']}@{r['bytes']}B" for r in wrong[:5]))
 
     lo, hi = steady_window([r["step"] for r in rank0])
-    window = [r for r in steps if lo <= r["step"] <= hi]
+    # Profiled steps (rank 0 under torch.profiler, the others waiting for it) are not steady state.
+    profiled = {r["step"] for r in steps if r.get("profiled")}
+    window = [r for r in steps if lo <= r["step"] <= hi and r["step"] not in profiled]
     steady: dict[str, Any] = {"window": [lo, hi]}
     for field in STEADY_FIELDS:
         vals = [r[field] for r in window if _finite(r.get(field))]
         steady[field] = round(mean(vals), 6) if vals else None
     # Cross-check the trainer's own rate against wall-clock time between rank-0 step records.
-    r0w = [r for r in rank0 if lo <= r["step"] <= hi and _finite(r.get("tokens_per_s_per_device"))]
+    r0w = [r for r in rank0 if lo <= r["step"] <= hi and r["step"] not in profiled
+           and _finite(r.get("tokens_per_s_per_device"))]
     prev = [r for r in rank0 if r["step"] == lo - 1]
     if r0w and prev and _finite(r0w[0].get("step_time_s")):
         tokens = sum(r["tokens_per_s_per_device"] * r["step_time_s"] for r in r0w)
@@ -171,6 +174,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
     first_step = min((r["time"] for r in steps), default=None)
     start_time = float(plan["launched_at"]) if plan.get("launched_at") else min(times, default=None)
     mem = [r["peak_mem_gib"] for r in steps if _finite(r.get("peak_mem_gib"))]
+    reserved = [r["peak_reserved_gib"] for r in steps if _finite(r.get("peak_reserved_gib"))]
     return {
         "run_id": plan["run_id"],
         "test_case": plan["test_case"],
@@ -192,6 +196,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         "loss_last": loss_last,
         "steady": steady,
         "peak_mem_gib_max": max(mem) if mem else None,
+        "peak_reserved_gib_max": max(reserved) if reserved else None,
         "checkpoints": [{k: r.get(k) for k in ("step", "action", "seconds", "rank")}
                         for r in records if r.get("event") == "checkpoint" and r.get("rank") == 0],
         "collectives": len(collectives),

@@ -108,3 +108,17 @@ def test_steady_window():
     assert steady_window(list(range(1, 51))) == (11, 40)
     assert steady_window(list(range(1, 11))) == (6, 10)
     assert steady_window([]) == (0, 0)
+
+
+def test_profiled_steps_are_left_out_of_the_steady_state(tmp_path):
+    """Steps under torch.profiler (rank 0 slowed, the others waiting) must not drag the means down."""
+    run = make_run(tmp_path, steps=33)
+    for metrics in run.glob("nodes/*/metrics-rank*.jsonl"):
+        recs = [json.loads(line) for line in metrics.read_text().splitlines()]
+        for rec in recs:
+            if rec.get("step", 0) > 30:
+                rec.update(profiled=True, tokens_per_s_per_device=10.0)
+        metrics.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    s = summarize(str(run), PLAN)
+    assert s["steady"]["window"] == [11, 33]
+    assert s["steady"]["tokens_per_s_per_device"] == 1000.0

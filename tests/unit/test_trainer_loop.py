@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from dtcase.model import MODEL_CONFIGS, Transformer
+from dtcase.profile import PROFILED_STEPS, family
 from dtcase.runtime import DistContext
 from dtcase.trainer import EXIT_NON_FINITE, TrainSetup, base_parser, parse_args, train
 
@@ -83,3 +84,40 @@ def test_bad_input_exits_2_with_one_error_line_before_anything_starts(argv, mess
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0]
     assert not dist.is_initialized() and not (tmp_path / "out").exists()
+
+
+# --profile: the family table is checked against real H100/H200 kernel names; the CUDA path itself
+# ran on the GPU machine (docs/performance.md). On CPU the profile ranks operators.
+@pytest.mark.parametrize(("name", "expected"), [
+    ("nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_NNT", "gemm"),
+    ("ncclDevKernel_AllGather_RING_LL(ncclDevKernelArgsStorage<4096ul>)", "communication"),
+    ("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26", "attention"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<at::native::FusedAdam>", "optimizer"),
+    ("triton_poi_fused__unsafe_view_mul_silu_silu_backward_view_0", "fused (triton)"),
+    ("void at::native::detail::chunk_cat_cuda_kernel<float, c10::BFloat16>", "memory copies"),
+    ("aten::mm", "gemm"),
+    ("aten::rms_norm", "other"),
+])
+def test_kernels_fall_into_their_family(name, expected):
+    assert family(name) == expected
+
+
+def test_the_last_steps_are_profiled_flagged_and_summarised(one_rank_group, tmp_path):
+    steps = PROFILED_STEPS + 2
+    argv = [*SMALL, "--steps", str(steps), "--profile", "--output-dir", str(tmp_path)]
+    code, recs = _run(one_rank_group, argv)
+    assert code == 0
+    flagged = [r["step"] for r in recs if r["event"] == "step" and r.get("profiled")]
+    assert flagged == list(range(3, steps + 1))
+    prof = json.loads((Path(tmp_path) / "profile-rank0.json").read_text())
+    assert prof["steps"] == [3, steps] and prof["time_source"] == "cpu operators"
+    assert prof["ms_per_step"] > 0 and prof["top"]
+    assert prof["ms_per_step"] == pytest.approx(sum(prof["families_ms_per_step"].values()), rel=1e-3)
+    assert prof["families_ms_per_step"]["gemm"] > 0  # the tiny model's matmuls
+
+
+def test_without_profile_no_step_is_flagged_and_no_file_written(one_rank_group, tmp_path):
+    code, recs = _run(one_rank_group, [*SMALL, "--steps", "3", "--output-dir", str(tmp_path)])
+    assert code == 0
+    assert not any(r.get("profiled") for r in recs)
+    assert not (Path(tmp_path) / "profile-rank0.json").exists()

@@ -58,6 +58,11 @@ def peak_mem_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
 
 
+def peak_reserved_gib(device: torch.device) -> float | None:
+    """Peak memory the CUDA caching allocator held (what the GPU must have); None on CPU."""
+    return torch.cuda.max_memory_reserved(device) / 2**30 if device.type == "cuda" else None
+
+
 def finish(code: int) -> None:
     """Leave the process group and exit at once.
 

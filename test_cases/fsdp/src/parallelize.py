@@ -40,16 +40,20 @@ def _selective_context():
     return create_selective_checkpoint_contexts(policy)
 
 
-def apply_ac(model: Transformer, mode: str) -> None:
-    """Wrap every transformer block: ``full`` recomputes the whole block in backward, ``selective``
-    follows the op policy above; ``none`` leaves the model alone."""
+def apply_ac(model: Transformer, mode: str, every: int = 1) -> None:
+    """Wrap every ``every``-th transformer block (blocks 0, every, 2*every, ...): ``full`` recomputes
+    the whole block in backward, ``selective`` follows the op policy above; ``none`` leaves the model
+    alone. Unwrapped blocks keep all their activations: faster, at the cost of memory."""
     if mode not in AC_MODES:
         raise ValueError(f"unknown activation checkpointing mode {mode!r}: expected one of {AC_MODES}")
+    if every < 1:
+        raise ValueError(f"activation checkpointing interval must be >= 1, got {every}")
     if mode == "none":
         return
     extra = {"context_fn": _selective_context} if mode == "selective" else {}
-    for name, block in list(model.layers.named_children()):
-        model.layers.register_module(name, checkpoint_wrapper(block, preserve_rng_state=False, **extra))
+    for i, (name, block) in enumerate(list(model.layers.named_children())):
+        if i % every == 0:
+            model.layers.register_module(name, checkpoint_wrapper(block, preserve_rng_state=False, **extra))
 
 
 def apply_compile(model: Transformer) -> None:
@@ -74,8 +78,8 @@ def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtyp
 
 
 def parallelize(model: Transformer, *, ac: str, compile_blocks: bool, device_type: str, world_size: int,
-                param_dtype: torch.dtype) -> None:
-    apply_ac(model, ac)
+                param_dtype: torch.dtype, ac_every: int = 1) -> None:
+    apply_ac(model, ac, ac_every)
     if compile_blocks:
         apply_compile(model)
     apply_fsdp(model, device_type, world_size, param_dtype)

@@ -14,7 +14,11 @@ def main() -> int:
     parser = base_parser("Llama-3 pre-training with FSDP2")
     parser.add_argument("--ac", default="none", choices=AC_MODES,
                         help="activation checkpointing per block: none | selective (op policy) | full")
+    parser.add_argument("--ac-every", type=int, default=1,
+                        help="apply --ac to every Nth block only (1: all); the others keep their activations")
     args = parse_args(parser)
+    if args.ac_every < 1:
+        parser.error(f"--ac-every must be >= 1, got {args.ac_every}")
     ctx = init_distributed()
     dtype = compute_dtype(args, ctx.device)
     torch.manual_seed(args.seed)
@@ -24,7 +28,7 @@ def main() -> int:
         with torch.device("meta"):
             model = Transformer(margs, args.seq_len)
         parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cuda",
-                    world_size=ctx.world_size, param_dtype=dtype)
+                    world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every)
         model.to_empty(device=ctx.device)
         model.init_weights()
     else:
@@ -32,9 +36,10 @@ def main() -> int:
         model = Transformer(margs, args.seq_len)
         model.init_weights()
         parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cpu",
-                    world_size=ctx.world_size, param_dtype=dtype)
+                    world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every)
     return train(TrainSetup(args=args, ctx=ctx, model=model, base=model, dtype=dtype,
-                            facts={"parallelism": "fsdp2", "ac": args.ac}))
+                            facts={"parallelism": "fsdp2", "ac": args.ac,
+                                   "ac_every": args.ac_every}))
 
 
 if __name__ == "__main__":

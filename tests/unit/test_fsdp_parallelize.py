@@ -1,0 +1,46 @@
+"""fsdp's activation-checkpointing placement (test_cases/fsdp/src/parallelize.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
+
+from dtcase.model import MODEL_CONFIGS, Transformer
+from helpers import REPO
+
+FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
+sys.path.insert(0, str(FSDP_SRC))
+from parallelize import apply_ac  # noqa: E402
+
+
+def wrapped_blocks(mode: str, every: int) -> list[int]:
+    model = Transformer(MODEL_CONFIGS["tiny"], 16)
+    apply_ac(model, mode, every)
+    return [i for i, block in enumerate(model.layers.values()) if isinstance(block, CheckpointWrapper)]
+
+
+@pytest.mark.parametrize(("mode", "every", "expected"), [
+    ("selective", 1, [0, 1, 2, 3]),
+    ("selective", 2, [0, 2]),
+    ("full", 3, [0, 3]),
+    ("full", 8, [0]),
+    ("none", 1, []),
+])
+def test_ac_every_wraps_every_nth_block(mode, every, expected):
+    assert wrapped_blocks(mode, every) == expected
+
+
+def test_bad_interval_is_refused():
+    with pytest.raises(ValueError, match="interval must be >= 1, got 0"):
+        wrapped_blocks("selective", 0)
+
+
+def test_the_trainer_refuses_a_bad_interval_before_starting():
+    proc = subprocess.run([sys.executable, str(FSDP_SRC / "train.py"), "--ac-every", "0"],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    assert "error: --ac-every must be >= 1, got 0" in proc.stderr
