@@ -8,10 +8,14 @@ what configuration the roles rendered. Nothing here proves EFA, NCCL or Neuron r
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import yaml
+
+# podman exec directly: the ansible backend costs a whole module run per check.
+testinfra_hosts = ["podman://fabric-node"]
 
 # The manifest the roles read (molecule sets MOLECULE_PROJECT_DIRECTORY to the repository root).
 REPO = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
@@ -117,3 +121,23 @@ def test_artifacts_cached_with_checksums(host):
     listing = host.check_output(f"find {cache} -type f -printf '%P\\n'").split()
     assert f"efa_installer/{_v('efa_installer')}/aws-efa-installer-{_v('efa_installer')}.tar.gz" in listing
     assert f"nccl_tests/{_v('nccl_tests')}/nccl-tests-{_v('nccl_tests')}.tar.gz" in listing
+
+
+def test_stack_record_holds_the_fabric_versions(host):
+    """Each fabric role merged what it installed into /opt/awsome/stack.json (stack_manifest's record)."""
+    record = host.file("/opt/awsome/stack.json")
+    assert record.mode == 0o644
+    components = json.loads(record.content_string)["components"]
+    neuron = VERSIONS["stack_packages"]["neuron_sdk"]["versions"]
+    ctk = f"{VERSIONS['stack_packages']['nvidia_container_toolkit']['version']}-1"
+    want = {
+        "efa_installer": _v("efa_installer"),   # detected from the installer's record after the upgrade
+        "nccl": _v("nccl"), "nccl_install_method": "repo", "aws_ofi_nccl_source": "efa",
+        "nccl_tests": _v("nccl_tests"),
+        "neuron_sdk": _v("neuron_sdk"), **neuron,  # the versions dpkg reports for the pinned packages
+        "container_engine": "containerd", "containerd": host.package("containerd").version,
+        "nvidia_container_toolkit": ctk,
+        "enroot": _v("enroot"),                 # what `enroot version` printed
+        "lustre_client": host.package("lustre-client-utils").version,
+    }
+    assert {k: components.get(k) for k in want} == want
