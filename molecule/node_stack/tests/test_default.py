@@ -77,6 +77,9 @@ def test_common_tuning(host):
     assert "root soft nofile 1048576" in limits.content_string
     systemd = host.file("/etc/systemd/system.conf.d/90-awsome-training.conf").content_string
     assert "DefaultLimitMEMLOCK=infinity" in systemd
+    # The handler re-executed the running manager: it reports the new defaults now, not at next boot.
+    manager = host.check_output("systemctl show -p DefaultLimitMEMLOCK -p DefaultLimitNOFILE")
+    assert set(manager.split()) == {"DefaultLimitMEMLOCK=infinity", "DefaultLimitNOFILE=1048576"}
 
 
 def test_common_chrony_and_imds(host):
