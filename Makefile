@@ -36,7 +36,7 @@ venv: $(STATE)/venv.stamp
 $(STATE)/venv.stamp: requirements.txt
 	@mkdir -p $(STATE)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --no-compile --disable-pip-version-check -r requirements.txt
 	@touch $@
 
 # The repository is the collection: link it where ansible.cfg's collections_path looks.
