@@ -26,7 +26,7 @@ def verified_count(out: str) -> int:
     return int(found.group(1))
 
 
-def testinfra_tests(scenario: str) -> int:
+def count_testinfra_tests(scenario: str) -> int:
     """How many tests the scenario's testinfra files define (all of them must run and pass)."""
     files = (REPO / "molecule" / scenario / "tests").glob("test_*.py")
     return sum(len(re.findall(r"^def test_", f.read_text(), re.M)) for f in files)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import build_apt_repos  # tests/fixtures/mirror, put on sys.path by conftest.py
 import pytest
-from scenario import molecule_test, testinfra_tests, verified_count
+from scenario import count_testinfra_tests, molecule_test, verified_count
 
 from helpers import REPO, run_playbook
 
@@ -29,7 +29,7 @@ def fabric_mirror(artifact_mirror):
 def test_node_fabric_scenario(fabric_mirror):
     out = molecule_test("node_fabric", AWSOME_ARTIFACT_MIRROR=fabric_mirror.url,
                         AWSOME_MIRROR_OVERLAY=str(fabric_mirror.overlay))
-    assert verified_count(out) == testinfra_tests("node_fabric")
+    assert verified_count(out) == count_testinfra_tests("node_fabric")
 
 
 @pytest.mark.parametrize(("role", "extra", "message"), [

@@ -9,11 +9,11 @@ and upgrade it, flags, services, links, configuration, the stack record) and ide
 from __future__ import annotations
 
 import pytest
-from scenario import molecule_test, testinfra_tests, verified_count
+from scenario import count_testinfra_tests, molecule_test, verified_count
 
 
 @pytest.mark.slow
 def test_node_stack_scenario(artifact_mirror):
     out = molecule_test("node_stack", AWSOME_ARTIFACT_MIRROR=artifact_mirror.url,
                         AWSOME_MIRROR_OVERLAY=str(artifact_mirror.overlay))
-    assert verified_count(out) == testinfra_tests("node_stack")
+    assert verified_count(out) == count_testinfra_tests("node_stack")
