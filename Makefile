@@ -63,8 +63,8 @@ run: setup ## run a test case on the simulated cluster (CASE=fsdp PRESET=cpu-tin
 	ansible-playbook playbooks/run_$(CASE).yml -i $(STATE)/cluster/inventory.yml -e preset=$(PRESET)
 
 # ---------------------------------------------------------------- tests
-test: setup images ## everything: lint, unit, Molecule, integration
-	pytest tests
+test: setup images ## everything: lint, unit, Molecule, integration (two sessions side by side)
+	scripts/run_tests.sh
 
 lint: setup ## ruff, yamllint, ansible-lint, packer validate
 	pytest tests/lint

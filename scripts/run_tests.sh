@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite as two pytest sessions side by side, so that the Molecule scenarios
+# (mostly waiting on podman and apt inside containers) overlap the simulated-cluster tests (mostly
+# torch and ssh). Two sessions rather than pytest-xdist: the cluster is one per machine and every
+# test that uses it must share one session (tests/integration/conftest.py), and xdist 3.8's work
+# groups do not take effect under pytest 9. Extra arguments go to both sessions.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=.state/test-integration-unit.log
+mkdir -p .state
+
+pytest tests/integration tests/unit "$@" > "$log" 2>&1 &
+background=$!
+# A stopped `make test` stops both sessions.
+trap 'kill "$background" 2>/dev/null' INT TERM
+
+pytest tests/lint tests/molecule "$@"
+foreground_rc=$?
+wait "$background"
+background_rc=$?
+
+echo
+echo "=================== tests/integration tests/unit (ran alongside; log: $log) ==================="
+cat "$log"
+echo "tests/lint tests/molecule: exit $foreground_rc; tests/integration tests/unit: exit $background_rc"
+[ "$foreground_rc" -eq 0 ] && [ "$background_rc" -eq 0 ]
