@@ -33,11 +33,19 @@ run fsdp8b_noac 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "ac": "none"}}'
 run fsdp8b_cudnn 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "sdpa_backend": "cudnn"}}'
 # Eager keeps more activations per block than compiled code: checkpoint every block to fit 80 GB.
 run fsdp8b_eager 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
+# The same eager run again (by name): the run-to-run spread that bounds the compile/eager comparison.
+[ "$only" != "  " ] && run fsdp8b_eager_repeat 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
 # Activation-checkpointing sweep (run by name): how many blocks may keep their activations.
 if [ "$only" != "  " ]; then
   for ac in 1 2 4 none; do
     knob=$([ $ac = none ] && echo '"ac": "none"' || echo "\"ac\": \"selective\", \"ac_every\": $ac")
     run fsdp8b_ac$ac 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"profile\": true, $knob}}"
+  done
+  # NCCL's share of the SMs (run by name): its kernels run beside the GEMMs they overlap with.
+  nvls='"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"'
+  for ctas in 16 8 4; do
+    run fsdp8b_ctas$ctas 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"profile\": true},
+      \"instance_env\": {$nvls, \"NCCL_MAX_CTAS\": \"$ctas\"}}"
   done
 fi
 run nccl_sweep 40 playbooks/run_nccl.yml -e preset=h100-sweep

@@ -72,6 +72,11 @@ def main() -> None:
         print(f"loss agreement over steps 1-{a.steps} ({len(steps)} steps): max |diff| {max(diffs):.4f}, "
               f"max rel {max(rel):.2%}; first {la[steps[0]]:.4f}/{lb[steps[0]]:.4f}, "
               f"last {la[steps[-1]]:.4f}/{lb[steps[-1]]:.4f}")
+        # Per-step loss is noisy once training moves fast; the mean of the later half shows drift.
+        late = steps[len(steps) // 2:]
+        ma, mb = (sum(x[s] for s in late) / len(late) for x in (la, lb))
+        print(f"mean loss over steps {late[0]}-{late[-1]}: {ma:.4f}/{mb:.4f} "
+              f"({abs(ma - mb) / abs(mb):.2%} apart)")
 
 
 if __name__ == "__main__":
