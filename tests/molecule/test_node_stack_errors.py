@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -19,6 +21,7 @@ from moto_fixtures import aws_env, moto, moto_session  # noqa: F401  (fixtures)
 from helpers import REPO, VENV_BIN, ansible_env, run_playbook
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures" / "mirror"))
+import build_apt_repos  # noqa: E402
 import serve  # noqa: E402
 
 ARTIFACT = "tests/molecule/playbooks/artifact.yml"
@@ -146,10 +149,69 @@ def test_fetch_from_an_s3_mirror(artifact_mirror, tmp_path, moto, aws_env):  # n
     assert not (tmp_path / "bad" / "nvidia_driver" / DRIVER["version"] / DRIVER["file"]).exists()
 
 
+KEY_ID = "nvidia_container_toolkit_key"
+KEY = PINS["stack_artifacts"][KEY_ID]
+
+
+@pytest.fixture(scope="module")
+def key_mirror(tmp_path_factory):
+    """A mirror serving the fixture apt repositories' signing key (a throw-away OpenPGP key made by
+    build_apt_repos.py) under the key artifacts' file names, with its fingerprint read by gpg."""
+    out = tmp_path_factory.mktemp("key-mirror")
+    build_apt_repos.build(out, REPO / "stack" / "versions.yml")
+    home = tmp_path_factory.mktemp("gnupg")
+    listing = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--with-colons", "--show-keys",
+                              str(out / "apt" / "archive-key.asc")], check=True, capture_output=True,
+                             text=True).stdout
+    fingerprint = re.search(r"^pub:.*\nfpr:+([0-9A-F]{40}):", listing, re.M).group(1)
+    with serve.serve(out) as url:
+        yield SimpleNamespace(url=url, directory=out, fingerprint=fingerprint)
+
+
+def test_key_verified_by_fingerprint_is_cached(key_mirror, tmp_path):
+    """The test key, served under the toolkit key's name and pinned by its fingerprint only (written
+    as gpg prints it, spaced, here in lower case), is fetched, cached, and not changed on a rerun."""
+    fpr = key_mirror.fingerprint
+    spaced = " ".join(fpr[i:i + 4] for i in range(0, 40, 4)).lower()
+    pin = json.dumps({"stack_artifacts_override": {KEY_ID: {"fingerprint": spaced}}})
+    first = _fetch(key_mirror, tmp_path, "-e", f"artifact_id={KEY_ID}", "-e", pin)
+    assert first.returncode == 0, first.stdout[-3000:]
+    path = tmp_path / KEY_ID / KEY["version"] / KEY["file"]
+    assert f"artifact_path={path} changed=True" in _flat(first.stdout)
+    assert path.read_bytes() == (key_mirror.directory / KEY["file"]).read_bytes()
+    again = _fetch(key_mirror, tmp_path, "-e", f"artifact_id={KEY_ID}", "-e", pin)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert f"artifact_path={path} changed=False" in _flat(again.stdout)
+    assert "changed=0" in again.stdout[again.stdout.index("PLAY RECAP"):]
+
+
+@pytest.mark.parametrize("case", ["manifest_fingerprint", "wrong_sha256"])
+def test_wrong_key_fails_before_the_cache(key_mirror, tmp_path, case):
+    """The manifest pins NVIDIA's real fingerprint: the test key served under that name is refused.
+    With the right fingerprint but a wrong sha256 (both pinned: both checked), the sha256 check
+    refuses it. Either way no file reaches the cache."""
+    if case == "manifest_fingerprint":
+        extra = []
+        expected = f"fingerprint mismatch: expected {KEY['fingerprint']}, found {key_mirror.fingerprint}"
+    else:
+        both = {"fingerprint": key_mirror.fingerprint, "sha256": "3" * 64}
+        extra = ["-e", json.dumps({"stack_artifacts_override": {KEY_ID: both}})]
+        expected = f"checksum mismatch: expected sha256:{'3' * 64}, got "
+    proc = _fetch(key_mirror, tmp_path, "-e", f"artifact_id={KEY_ID}", *extra)
+    assert proc.returncode != 0
+    src = f"{key_mirror.url}/{KEY['file']}"
+    assert _error(proc.stdout).startswith(f"artifact '{KEY_ID}' {KEY['version']} from {src}: {expected}"), \
+        proc.stdout[-3000:]
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["-e", "artifact_id=nope"], "artifact 'nope': not in stack_artifacts (known: aws_ofi_nccl, cuda,"),
     (["-e", "artifact_id=nccl"],
-     "artifact 'nccl': no checksum pinned (sha256 or checksum_url); pin it with stack_artifacts_override"),
+     "artifact 'nccl': no checksum pinned (sha256, checksum_url or fingerprint); pin it with "
+     "stack_artifacts_override"),
+    (["-e", json.dumps({"artifact_spec": {"file": "k.asc", "fingerprint": "C95B 321B 61E8 8C18 09C4"}})],
+     "artifact 'k.asc': fingerprint C95B 321B 61E8 8C18 09C4 is not an OpenPGP fingerprint (40 hex digits)"),
     (["-e", "artifact_id=gdrcopy", "-e", "artifact_mirror=ftp://mirror.invalid/x"],
      "artifact 'gdrcopy': artifact_mirror ftp://mirror.invalid/x must be http(s)://, s3://bucket/prefix,"),
 ])
