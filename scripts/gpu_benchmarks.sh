@@ -48,6 +48,12 @@ if [ "$only" != "  " ]; then
       \"instance_env\": {$nvls, \"NCCL_MAX_CTAS\": \"$ctas\"}}"
   done
 fi
+# torchtitan itself on the same machine (by name): the anchor the preset is measured against.
+if [[ "$only" == *" torchtitan_8b "* ]]; then
+  t0=$(date +%s)
+  timeout $(( deadline - t0 )) python3 scripts/torchtitan_anchor.py results/gpu/torchtitan_8b --gpus "${GPUS:-4}"
+  echo "== torchtitan_8b: rc=$? in $(( $(date +%s) - t0 ))s"
+fi
 run nccl_sweep 40 playbooks/run_nccl.yml -e preset=h100-sweep
 ckpt='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "checkpoint_every": 5'
 run ckpt_save 60 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 10}}"
