@@ -52,6 +52,30 @@ def write_assets(out: Path, n_tokens: int) -> tuple[Path, Path]:
     return tok_dir, data_dir
 
 
+def parse_steps(log_text: str) -> dict[int, dict[str, float]]:
+    """torchtitan's per-step log lines (every rank prints them; the last one of a step wins)."""
+    steps = {}
+    for line in log_text.splitlines():
+        if m := STEP.search(line):
+            s, loss, mem, tps, tflops, mfu = m.groups()
+            steps[int(s)] = {"loss": float(loss), "reserved_gib": float(mem), "mfu": float(mfu),
+                             "tps": float(tps.replace(",", "")), "tflops": float(tflops.replace(",", ""))}
+    return steps
+
+
+def summarize(steps: dict[int, dict[str, float]], last: int, first: int = 11) -> dict:
+    """Means over steps first..last, as the launcher's summary does for our runs; peak memory overall."""
+    window = [steps[s] for s in range(first, last + 1) if s in steps]
+    out = {"steps_logged": len(steps), "window": [first, last]}
+    if window:
+        mean = {k: sum(w[k] for w in window) / len(window) for k in ("tps", "tflops", "mfu")}
+        out.update(tokens_per_s_per_device=round(mean["tps"]), tflops_per_device=round(mean["tflops"], 1),
+                   mfu_pct=round(mean["mfu"], 2),
+                   peak_reserved_gib=max(w["reserved_gib"] for w in steps.values()),
+                   loss_first=steps[min(steps)]["loss"], loss_last=steps[max(steps)]["loss"])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
@@ -82,24 +106,11 @@ def main() -> None:
     log = a.out / "torchtitan.log"
     with log.open("w") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
-    steps = {}
-    for line in log.read_text(errors="replace").splitlines():
-        if m := STEP.search(line):
-            s, loss, mem, tps, tflops, mfu = m.groups()
-            steps[int(s)] = {"loss": float(loss), "reserved_gib": float(mem), "mfu": float(mfu),
-                             "tps": float(tps.replace(",", "")), "tflops": float(tflops.replace(",", ""))}
-    window = [steps[s] for s in range(11, a.steps + 1) if s in steps]
-    summary = {"rc": rc, "steps_logged": len(steps), "window": [11, a.steps], "log": str(log)}
-    if window:
-        mean = {k: sum(w[k] for w in window) / len(window) for k in ("tps", "tflops", "mfu")}
-        summary.update(tokens_per_s_per_device=round(mean["tps"]), tflops_per_device=round(mean["tflops"], 1),
-                       mfu_pct=round(mean["mfu"], 2),
-                       peak_reserved_gib=max(w["reserved_gib"] for w in steps.values()),
-                       loss_first=steps[min(steps)]["loss"], loss_last=steps[max(steps)]["loss"])
+    summary = {"rc": rc, **summarize(parse_steps(log.read_text(errors="replace")), a.steps), "log": str(log)}
     (a.out / "anchor.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
-    if rc != 0 or not window:
-        sys.exit(f"torchtitan failed (rc={rc}, {len(steps)} steps logged): see {log}")
+    if rc != 0 or "tokens_per_s_per_device" not in summary:
+        sys.exit(f"torchtitan failed (rc={rc}, {summary['steps_logged']} steps logged): see {log}")
 
 
 if __name__ == "__main__":
