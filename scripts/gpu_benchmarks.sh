@@ -47,6 +47,10 @@ if [ "$only" != "  " ]; then
     run fsdp8b_ctas$ctas 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"profile\": true},
       \"instance_env\": {$nvls, \"NCCL_MAX_CTAS\": \"$ctas\"}}"
   done
+  # Memory held for NCCL's streams (run by name): c10d without record_stream, preset and no AC.
+  norecord="\"instance_env\": {$nvls, \"TORCH_NCCL_AVOID_RECORD_STREAMS\": \"1\"}"
+  run fsdp8b_norecord 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43}, $norecord}"
+  run fsdp8b_norecord_noac 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"ac\": \"none\"}, $norecord}"
 fi
 # torchtitan itself on the same machine (by name): the anchor the preset is measured against.
 if [[ "$only" == *" torchtitan_8b "* ]]; then
