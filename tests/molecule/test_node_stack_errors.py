@@ -186,7 +186,7 @@ def test_key_verified_by_fingerprint_is_cached(key_mirror, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["manifest_fingerprint", "wrong_sha256"])
-def test_wrong_key_fails_before_the_cache(key_mirror, tmp_path, case):
+def test_wrong_key_fails_and_leaves_nothing_in_the_cache(key_mirror, tmp_path, case):
     """The manifest pins NVIDIA's real fingerprint: the test key served under that name is refused.
     With the right fingerprint but a wrong sha256 (both pinned: both checked), the sha256 check
     refuses it. Either way no file reaches the cache."""
