@@ -33,10 +33,10 @@ run fsdp8b_noac 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "ac": "none"}}'
 run fsdp8b_cudnn 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "sdpa_backend": "cudnn"}}'
 # Eager keeps more activations per block than compiled code: checkpoint every block to fit 80 GB.
 run fsdp8b_eager 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
-# The same eager run again (by name): the run-to-run spread that bounds the compile/eager comparison.
-[ "$only" != "  " ] && run fsdp8b_eager_repeat 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
-# Activation-checkpointing sweep (run by name): how many blocks may keep their activations.
 if [ "$only" != "  " ]; then
+  # The same eager run again (by name): the run-to-run spread that bounds the compile/eager comparison.
+  run fsdp8b_eager_repeat 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
+  # Activation-checkpointing sweep (run by name): how many blocks may keep their activations.
   for ac in 1 2 4 none; do
     knob=$([ $ac = none ] && echo '"ac": "none"' || echo "\"ac\": \"selective\", \"ac_every\": $ac")
     run fsdp8b_ac$ac 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"profile\": true, $knob}}"
