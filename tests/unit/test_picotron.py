@@ -1,0 +1,137 @@
+"""The picotron-style 4D case: layout checks, the data split, and real multi-process runs whose loss
+must equal the 1-process loss.
+
+The ranks are started with the environment torchrun gives them (no agent: faster to start), gloo on
+127.0.0.1, CPU only. The NCCL path (same code, CUDA tensors) cannot run on this machine. All four
+axes together (16 ranks) take ~105 s here, too long for `make test`: the tests run two 4-rank
+layouts that cover every axis (dp2 x cp2: gradients summed over dp and cp; pp2 x tp2: the AFAB
+schedule with tensor-parallel stages); the 16-rank layout is the `cpu-4d` preset on the simulated
+cluster (docs/test_cases/picotron.md gives its measured losses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "test_cases" / "picotron" / "src"
+sys.path.insert(0, str(SRC))
+
+from picotron4d.data import GlobalBatches  # noqa: E402
+from picotron4d.layout import Layout, LayoutError, check_layout  # noqa: E402
+
+ARGS = ["--model", "tiny", "--seq-len", "64", "--global-batch-size", "8", "--micro-batches", "2",
+        "--steps", "8", "--lr", "0.003"]
+# fp32 sums taken in a different order (all-reduces, split matmuls) move the loss by ~1e-7 per step
+# here; Adam keeps that small over 8 steps. 1e-5 would still catch any real error (a missing
+# gradient reduction or a wrong mask moves the loss by 1e-2 or more from the first steps).
+TOLERANCE = 1e-5
+MODEL = {"n_layers": 4, "n_heads": 4, "n_kv_heads": 2, "ffn_dim": 192, "vocab_size": 256}
+
+
+def test_layout_must_match_the_world_size_in_one_line():
+    with pytest.raises(LayoutError) as exc:
+        check_layout(Layout(dp=2, pp=2, cp=1, tp=2), world_size=4, seq_len=64, global_batch=8,
+                     micro_batches=2, **MODEL)
+    assert str(exc.value) == ("dp*pp*cp*tp = dp2 x pp2 x cp1 x tp2 = 8 must equal the world size 4 "
+                              "(nodes x procs per node)")
+
+
+@pytest.mark.parametrize(("layout", "extra", "message"), [
+    (Layout(pp=3), {}, r"the model's layers \(4\) must divide evenly by pp \(3\)"),
+    (Layout(tp=4), {}, r"the key/value heads \(2\) must divide evenly by tp \(4\)"),
+    (Layout(cp=3), {"seq_len": 64}, r"seq_len \(64\) must divide evenly by cp \(3\)"),
+    (Layout(dp=2), {"micro_batches": 3},
+     r"global_batch_size \(8\) must divide evenly by dp x micro_batches \(6\)"),
+])
+def test_layout_must_divide_the_model_and_batch(layout, extra, message):
+    kwargs = {"seq_len": 64, "global_batch": 8, "micro_batches": 2, **MODEL, **extra}
+    with pytest.raises(LayoutError, match=message):
+        check_layout(layout, world_size=layout.size, **kwargs)
+
+
+def test_dp_and_cp_ranks_together_read_exactly_the_global_batch():
+    data = GlobalBatches(seq_len=16, global_batch=8, steps=3)
+    (whole_in, whole_lab), = data.rank_micro_batches(2, dp=1, dp_rank=0, cp=1, cp_rank=0, micro_batches=1)
+    import torch
+
+    rows_in, rows_lab = [], []
+    for d in range(2):
+        per_cp = [data.rank_micro_batches(2, dp=2, dp_rank=d, cp=2, cp_rank=c, micro_batches=2)
+                  for c in range(2)]
+        for m in range(2):  # micro-batches in order, cp chunks side by side
+            rows_in.append(torch.cat([per_cp[c][m][0] for c in range(2)], dim=1))
+            rows_lab.append(torch.cat([per_cp[c][m][1] for c in range(2)], dim=1))
+    assert torch.equal(torch.cat(rows_in), whole_in) and torch.equal(torch.cat(rows_lab), whole_lab)
+    assert torch.equal(whole_in[:, 1:], whole_lab[:, :-1])  # labels are the next tokens
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(out: Path, world: int, *layout: str) -> tuple[list[int], list[list[dict]], str]:
+    port = str(_free_port())
+    cmd = [sys.executable, str(SRC / "train.py"), *ARGS, *layout, "--output-dir", str(out)]
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK=str(rank),
+                   LOCAL_RANK=str(rank), WORLD_SIZE=str(world), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1",
+                   PYTHONPATH=f"{REPO / 'test_cases' / 'common'}:{SRC}")
+        procs.append(subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT))
+    try:
+        logs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()  # no-op once exited; stops a hung rank if another failed
+    codes = [p.returncode for p in procs]
+    records = [[json.loads(line) for line in (out / f"metrics-rank{r}.jsonl").read_text().splitlines()]
+               if (out / f"metrics-rank{r}.jsonl").exists() else [] for r in range(world)]
+    return codes, records, "\n".join(logs)
+
+
+def _losses(records: list[dict]) -> list[float]:
+    return [r["loss"] for r in records if r["event"] == "step"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    codes, ranks, log = _run(tmp_path_factory.mktemp("pico1") / "out", 1)
+    assert codes == [0], log[-3000:]
+    return _losses(ranks[0])
+
+
+def test_entrypoint_refuses_a_layout_that_does_not_fill_the_world(tmp_path):
+    codes, _, log = _run(tmp_path / "out", 1, "--tp", "2")
+    assert codes == [2]
+    assert log.strip() == ("picotron: dp*pp*cp*tp = dp1 x pp1 x cp1 x tp2 = 2 must equal the world size 1 "
+                           "(nodes x procs per node)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", [("--dp", "2", "--cp", "2"), ("--pp", "2", "--tp", "2")],
+                         ids=["dp2xcp2", "pp2xtp2"])
+def test_parallel_layout_loss_equals_the_one_process_loss(reference, layout, tmp_path):
+    codes, ranks, log = _run(tmp_path / "out", 4, *layout)
+    assert codes == [0] * 4, log[-4000:]
+    assert len(reference) == 8 and reference[-1] < reference[0] - 1.0  # it trains
+    for rank, records in enumerate(ranks):
+        assert [r["event"] for r in records] == ["start"] + ["step"] * 8 + ["end"]
+        assert all(r["rank"] == rank and r["world_size"] == 4 for r in records)
+        losses = _losses(records)
+        worst = max(abs(a - b) for a, b in zip(losses, reference, strict=True))
+        assert worst < TOLERANCE, (losses, reference)
+    coords = {tuple(recs[0]["coord"][a] for a in ("dp", "pp", "cp", "tp")) for recs in ranks}
+    assert len(coords) == 4  # every rank holds a distinct place on the mesh
+    if "--pp" in layout:  # each stage holds its half of the layers, tp-sharded
+        assert sorted(tuple(recs[0]["stage_layers"]) for recs in ranks) == [(0, 1)] * 2 + [(2, 3)] * 2
