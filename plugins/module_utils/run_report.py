@@ -16,6 +16,11 @@ import re
 from statistics import mean
 from typing import Any
 
+from ansible_collections.awsome.distributed_training.plugins.module_utils.job_launch import (
+    parse_nccl_log,
+    uses_ofi,
+)
+
 # torchrun's own failure banner says nothing about the cause; skip it when quoting a log.
 _BANNER = re.compile(r"^\s*(=+|-+|error_file:|traceback\s*:|To enable traceback|\[\d+\]:|Failures:|Root Cause"
                      r"|time\s*:|host\s*:|rank\s*:|exitcode\s*:|local_rank\s*:|<NO_OTHER_FAILURES>)")
@@ -68,6 +73,35 @@ def node_status(run_dir: str, host: str) -> dict:
         "log_tail": "\n".join(log.rstrip().splitlines()[-40:]),
         "excerpt": log_excerpt(log),
     }
+
+
+def nccl_of_node(run_dir: str, host: str) -> dict | None:
+    """What NCCL said it loaded on one node (out/nccl-<host>-<pid>.log of every rank), or None."""
+    text = ""
+    for path in sorted(glob.glob(os.path.join(run_dir, "nodes", host, "nccl-*.log"))):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text += fh.read()
+    return parse_nccl_log(text) if text else None
+
+
+def environment_of(run_dir: str, plan: dict) -> tuple[dict, list[str]]:
+    """Per node: what the preflight saw (framework, GPUs, EFA, image and its stack record) and what
+    NCCL loaded; and a failure for every node with EFA devices whose NCCL fell back to sockets."""
+    env: dict[str, dict] = {}
+    failures = []
+    checks = plan.get("node_checks") or {}
+    for host in plan["nodes"]:
+        seen = {k: v for k, v in (checks.get(host) or {}).items()
+                 if k in ("framework_version", "gpus", "efa_devices", "image")}
+        nccl = nccl_of_node(run_dir, host)
+        if nccl:
+            seen["nccl"] = nccl
+            if int(seen.get("efa_devices") or 0) > 0 and nccl.get("network") and not uses_ofi(nccl):
+                failures.append(f"{host}: has {seen['efa_devices']} EFA device(s) but NCCL used "
+                                f"{nccl['network']}: aws-ofi-nccl was not loaded (check the job "
+                                f"environment, /etc/awsome/nccl.env)")
+        env[host] = seen
+    return env, failures
 
 
 def log_excerpt(log: str, lines: int = 3) -> str:
@@ -153,6 +187,9 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         if wrong:
             failures.append("wrong results: " + ", ".join(f"{r['op']}@{r['bytes']}B" for r in wrong[:5]))
 
+    node_env, env_failures = environment_of(run_dir, plan)
+    failures[:0] = env_failures  # the environment is the cause of whatever else went wrong
+
     lo, hi = steady_window([r["step"] for r in rank0])
     # Profiled steps (rank 0 under torch.profiler, the others waiting for it) are not steady state.
     profiled = {r["step"] for r in steps if r.get("profiled")}
@@ -186,6 +223,9 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         "procs_per_node": ppn,
         "world_size": world,
         "accelerator": plan.get("accelerator"),
+        "launch_mode": plan.get("launch_mode", "torchrun"),
+        "container": plan.get("container"),
+        "node_environment": node_env,
         "ranks_reported": reported,
         "launched_at": start_time,
         "finished_at": max(times) if times else None,

@@ -17,6 +17,15 @@ import yaml
 MAX_NODES = 64
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 CHECKS = {"all_ranks_reported", "no_nan", "loss_decreased", "all_correct"}
+LAUNCH_MODES = ("torchrun", "command")
+# What the preflight imports to prove a node (or an image) holds the case's framework, unless the
+# manifest names the module itself (environment.import).
+FRAMEWORK_IMPORTS = {"pytorch": "torch", "jax": "jax", "composer": "composer", "megatron": "megatron.core",
+                     "nemo": "nemo", "bionemo": "bionemo", "torchtitan": "torchtitan",
+                     "neuronx-distributed": "neuronx_distributed"}
+# container_image request values that are not image names.
+CONTAINER_DEFAULT = "default"
+CONTAINER_NONE = "none"
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -45,7 +54,9 @@ def load_manifest(cases_dir: str, name: str) -> dict:
 def _check_manifest(m: Any, path: str) -> None:
     if not isinstance(m, dict):
         raise ManifestError(f"{path}: not a mapping")
-    for key in ("name", "entrypoint", "parameters", "presets", "metrics", "success"):
+    if "entrypoint" not in m and not (m.get("launch") or {}).get("command"):
+        raise ManifestError(f"{path}: missing key 'entrypoint' (or launch.command)")
+    for key in ("name", "parameters", "presets", "metrics", "success"):
         if key not in m:
             raise ManifestError(f"{path}: missing key {key!r}")
     for pname, spec in m["parameters"].items():
@@ -58,6 +69,24 @@ def _check_manifest(m: Any, path: str) -> None:
         for pname in (body.get("parameters") or {}):
             if pname not in m["parameters"]:
                 raise ManifestError(f"{path}: preset {preset!r} sets undeclared parameter {pname!r}")
+    launch = m.get("launch") or {}
+    if launch.get("mode", "torchrun") not in LAUNCH_MODES:
+        raise ManifestError(f"{path}: launch.mode must be one of {list(LAUNCH_MODES)}, "
+                            f"got {launch['mode']!r}")
+    if launch.get("mode") == "command" and not launch.get("command"):
+        raise ManifestError(f"{path}: launch.mode command needs launch.command (the argv run on each node)")
+    if "command" in launch and not (isinstance(launch["command"], list) and launch["command"]
+                                    and all(isinstance(a, str) for a in launch["command"])):
+        raise ManifestError(f"{path}: launch.command must be a non-empty list of strings")
+    if framework_module(m) is None:
+        raise ManifestError(f"{path}: framework {m.get('framework')!r} is unknown: name the module to "
+                            f"import in environment.import")
+
+
+def framework_module(manifest: dict) -> str | None:
+    """The module whose import proves a node or image can run the case."""
+    env = manifest.get("environment") or {}
+    return env.get("import") or FRAMEWORK_IMPORTS.get(manifest.get("framework", "pytorch"))
 
 
 def coerce(name: str, spec: dict, value: Any) -> Any:
@@ -134,18 +163,72 @@ def to_cli(params: dict, specs: dict) -> list[str]:
     """`--name-with-dashes VALUE` per parameter; booleans as `--name` / `--no-name`."""
     args: list[str] = []
     for name in sorted(params):
-        flag = "--" + name.replace("_", "-")
+        spec = specs[name]
         value = params[name]
-        if specs[name]["type"] == "bool":
+        if "flag" in spec:  # a foreign CLI's own spelling: `--training.steps 20`, bools as `--x true|false`
+            args += [spec["flag"], (str(value).lower() if spec["type"] == "bool" else str(value))]
+            continue
+        flag = "--" + name.replace("_", "-")
+        if spec["type"] == "bool":
             args.append(flag if value else "--no-" + name.replace("_", "-"))
         else:
             args += [flag, str(value)]
     return args
 
 
+def _launch_mode(manifest: dict, requested: Any) -> str:
+    launch = manifest.get("launch") or {}
+    mode = requested or launch.get("mode", "torchrun")
+    if mode not in LAUNCH_MODES:
+        raise ManifestError(f"launch_mode must be one of {', '.join(LAUNCH_MODES)}, got {mode!r}")
+    if mode == "command" and not launch.get("command"):
+        raise ManifestError(f"{manifest['name']} has no launch.command: launch_mode command is not available "
+                            f"(use torchrun)")
+    if mode == "torchrun" and not manifest.get("entrypoint"):
+        raise ManifestError(f"{manifest['name']} has no entrypoint for torchrun (launch_mode command only)")
+    return mode
+
+
+def _container(manifest: dict, requested: Any, accelerator: str) -> dict | None:
+    """The image and its mounts/env, or None for a bare launch.
+
+    `requested`: empty = the manifest decides (an image only when it requires one), `default` = the
+    manifest's image for this accelerator, `none` = bare, anything else = that image.
+    """
+    spec = manifest.get("container") or {}
+    required = bool(spec.get("required", False))
+    images = spec.get("image") or {}
+    requested = str(requested or "").strip()
+    if requested == CONTAINER_NONE:
+        if required:
+            raise ManifestError(f"{manifest['name']} runs only in a container (container.required); "
+                                f"container_image=none is not possible")
+        return None
+    if not requested and not required:
+        return None
+    if requested in ("", CONTAINER_DEFAULT):
+        image = images.get(accelerator) if isinstance(images, dict) else images
+        if not image:
+            raise ManifestError(f"{manifest['name']} names no container image for accelerator "
+                                f"{accelerator!r} (pass -e container_image=<image>)")
+    else:
+        image = requested
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*|/[A-Za-z0-9._/+-]+", image):
+        raise ManifestError(f"container image {image!r} is not an image name or an absolute path")
+    mounts = []
+    for m in spec.get("mounts") or []:
+        src, _, dst = str(m).partition(":")
+        if not src.startswith("/") or (dst and not dst.startswith("/")):
+            raise ManifestError(f"container mount {m!r} must be /source[:/destination]")
+        mounts.append({"src": src, "dst": dst or src})
+    return {"image": image, "mounts": mounts,
+            "env": {k: str(v) for k, v in (spec.get("env") or {}).items()},
+            "workdir": spec.get("workdir") or ""}
+
+
 def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: Any = None,
             procs_per_node: Any = None, hosts: list[str], target: str, run_id: str | None = None,
-            timeout_s: Any = None) -> dict:
+            timeout_s: Any = None, launch_mode: Any = None, container_image: Any = None) -> dict:
     """Turn a request into the plan every later launcher step reads."""
     name = manifest["name"]
     presets = manifest["presets"]
@@ -186,6 +269,8 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
     env_spec = manifest.get("env") or {}
     env = {**(env_spec.get("common") or {}), **(env_spec.get(accelerator) or {})}
     launch = manifest.get("launch") or {}
+    mode = _launch_mode(manifest, launch_mode)
+    container = _container(manifest, container_image, accelerator)
     success = manifest["success"]
     run_id = run_id or f"{name}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     return {
@@ -195,7 +280,14 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
         "params": resolved,
         "args": [*launch.get("args", []), *to_cli(resolved, specs)],
         "code": manifest.get("code", []),
-        "entrypoint": manifest["entrypoint"],
+        "entrypoint": manifest.get("entrypoint", ""),
+        "launch_mode": mode,
+        # command mode: run once per node; `python` stands for the case's interpreter.
+        "command": list(launch.get("command") or []),
+        "container": container,
+        "framework": manifest.get("framework", "pytorch"),
+        "framework_module": framework_module(manifest),
+        "venv": (manifest.get("environment") or {}).get("venv", ""),
         "checkpoint_dir": bool(launch.get("checkpoint_dir", False)),
         "nodes": chosen,
         "head": chosen[0],

@@ -21,6 +21,14 @@ options:
   target: {description: Name of the target inventory group (for messages)., type: str, required: true}
   run_id: {description: Fixed run id (default generated)., type: str}
   timeout_s: {description: Seconds before the run is stopped (default from the manifest)., type: raw}
+  launch_mode:
+    description: How ranks start, C(torchrun) or C(command) (default from the manifest's C(launch.mode)).
+    type: str
+  container_image:
+    description:
+      - Empty to let the manifest decide, C(default) for the manifest's image, C(none) for a bare
+        launch, or an image (podman reference, or a squashfs path for Enroot/Pyxis).
+    type: str
 author: awsome.distributed_training developers
 """
 
@@ -64,6 +72,8 @@ def main() -> None:
             "target": {"type": "str", "required": True},
             "run_id": {"type": "str"},
             "timeout_s": {"type": "raw"},
+            "launch_mode": {"type": "str"},
+            "container_image": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -72,7 +82,8 @@ def main() -> None:
         manifest = load_manifest(p["test_cases_dir"], p["test_case"])
         plan = resolve(manifest, preset=p["preset"], params=p["params"], nodes=p["nodes"],
                        procs_per_node=p["procs_per_node"], hosts=p["hosts"], target=p["target"],
-                       run_id=p["run_id"], timeout_s=p["timeout_s"])
+                       run_id=p["run_id"], timeout_s=p["timeout_s"], launch_mode=p["launch_mode"],
+                       container_image=p["container_image"])
     except ManifestError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, plan=plan)

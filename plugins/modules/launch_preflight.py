@@ -1,0 +1,174 @@
+#!/usr/bin/python
+"""Check, in one call per node, that the node can start its part of a run."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: launch_preflight
+short_description: Check that a node can run a test case, in one call
+description:
+  - Imports the case's framework with the case's interpreter (or inside its container image), checks
+    the container runtime, the image and the mount sources, counts GPUs and EFA devices, and reads
+    the image's stack record.
+  - Changes nothing. Problems come back as one line each in C(problems); the launcher refuses the
+    run before anything starts when any node has one.
+options:
+  python: {description: The case's interpreter on the node (bare launches)., type: str, required: true}
+  framework_module: {description: Module whose import proves the framework is there., type: str, required: true}
+  accelerator: {description: cpu, cuda or neuron., type: str, default: cpu}
+  procs_per_node: {description: Processes this node runs (CUDA needs as many GPUs)., type: int, default: 1}
+  container: {description: The plan's container (image, mounts) or null for a bare launch., type: dict}
+  runtime: {description: podman or enroot (ssh mode) or pyxis (slurm mode)., type: str, default: podman}
+  container_python: {description: The interpreter inside the image., type: str, default: python3}
+  env_hint: {description: How to build the case's environment (quoted when the import fails)., type: str, default: ""}
+author: awsome.distributed_training developers
+"""
+
+EXAMPLES = r"""
+- name: Check the node
+  awsome.distributed_training.launch_preflight:
+    python: /usr/bin/python3
+    framework_module: torch
+    container: {image: localhost/awsome-training:cpu, mounts: []}
+"""
+
+RETURN = r"""
+problems: {description: One line per problem (empty when the node can run)., returned: always, type: list, elements: str}
+framework_version: {description: Version of the framework as the case's interpreter or image imports it., returned: always, type: str}
+gpus: {description: GPUs the node shows., returned: always, type: int}
+efa_devices: {description: EFA devices in /sys/class/infiniband., returned: always, type: int}
+image: {description: The image's id and the stack record it holds (/opt/awsome/stack.json)., returned: with a container, type: dict}
+"""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+
+# Runs with the case's python (or inside the image): the framework's version and the image's record.
+PROBE = r"""
+import importlib, json, sys
+out = {}
+try:
+    mod = importlib.import_module(sys.argv[1])
+    out["version"] = str(getattr(mod, "__version__", "") or "present")
+    if sys.argv[1] == "torch":
+        out["gpus"] = mod.cuda.device_count()
+except Exception as exc:
+    out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+try:
+    with open("/opt/awsome/stack.json") as fh:
+        out["stack"] = json.load(fh)
+except (OSError, ValueError):
+    pass
+print(json.dumps(out))
+"""
+
+
+def _run(argv: list[str], timeout: int = 120) -> tuple[int, str]:
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    except FileNotFoundError:
+        return 127, f"{argv[0]}: not found"
+    except subprocess.TimeoutExpired:
+        return 124, f"{' '.join(argv[:3])}: no answer in {timeout} s"
+    return proc.returncode, proc.stdout
+
+
+def _probe_result(rc: int, out: str) -> dict:
+    last = out.strip().splitlines()[-1] if out.strip() else ""
+    try:
+        return json.loads(last) if rc == 0 else {"error": last or f"exit {rc}"}
+    except ValueError:
+        return {"error": last[:200]}
+
+
+def efa_devices() -> int:
+    """EFA devices: RDMA devices whose kernel driver is efa."""
+    count = 0
+    for dev in glob.glob("/sys/class/infiniband/*"):
+        driver = os.path.realpath(os.path.join(dev, "device", "driver"))
+        count += os.path.basename(driver) == "efa"
+    return count
+
+
+def gpus() -> int:
+    return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def check_container(p: dict, problems: list[str], result: dict) -> None:
+    container, runtime = p["container"], p["runtime"]
+    image, module = container["image"], p["framework_module"]
+    for mount in container.get("mounts") or []:
+        if not os.path.exists(mount["src"]):
+            problems.append(f"container mount source {mount['src']} does not exist")
+    if runtime == "podman":
+        if not shutil.which("podman"):
+            problems.append("podman is not installed (the container_runtime role installs it; "
+                            "or set launcher_container_runtime=enroot)")
+            return
+        rc, out = _run(["podman", "image", "inspect", "--format", "{{.Id}}", image])
+        if rc != 0:
+            problems.append(f"container image {image} not found (build it: make image PROFILE=training-cpu, "
+                            f"or podman load / podman pull it on every node)")
+            return
+        probe = _probe_result(*_run(["podman", "run", "--rm", "--pull", "never", "--network", "none",
+                                     image, p["container_python"], "-c", PROBE, module]))
+        result["image"] = {"ref": image, "id": out.strip()[:19], "runtime": "podman", "stack": probe.get("stack")}
+    else:  # enroot (ssh) and pyxis (slurm) take a squashfs file or a registry reference
+        tool = "enroot" if runtime == "enroot" else "srun"
+        if not shutil.which(tool):
+            problems.append(f"{tool} is not installed (the {'enroot' if tool == 'enroot' else 'slurm'} role installs it)")
+            return
+        if runtime == "pyxis":
+            rc, out = _run(["srun", "--help"])
+            if "--container-image" not in out:
+                problems.append("srun has no --container-image: the Pyxis plugin is not loaded "
+                                "(plugstack.conf; the pyxis role installs it)")
+        if image.startswith("/") and not os.path.isfile(image):
+            problems.append(f"container image {image} not found (export it: make image PROFILE=training-cpu "
+                            f"writes build/images/*.sqsh; copy it to the shared file system)")
+        # The framework inside a squashfs is only seen once enroot creates the container: the run says.
+        result["image"] = {"ref": image, "runtime": runtime}
+        return
+    if "error" in probe:
+        problems.append(f"image {image} cannot import {module}: {probe['error']}")
+    result["framework_version"] = probe.get("version", "")
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "python": {"type": "str", "required": True},
+            "framework_module": {"type": "str", "required": True},
+            "accelerator": {"type": "str", "default": "cpu"},
+            "procs_per_node": {"type": "int", "default": 1},
+            "container": {"type": "dict"},
+            "runtime": {"type": "str", "default": "podman", "choices": ["podman", "enroot", "pyxis"]},
+            "container_python": {"type": "str", "default": "python3"},
+            "env_hint": {"type": "str", "default": ""},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    problems: list[str] = []
+    result = {"framework_version": "", "gpus": gpus(), "efa_devices": efa_devices()}
+    if p["container"]:
+        check_container(p, problems, result)
+    else:
+        probe = _probe_result(*_run([p["python"], "-c", PROBE, p["framework_module"]]))
+        if "error" in probe:
+            hint = f" ({p['env_hint']})" if p["env_hint"] else ""
+            problems.append(f"{p['python']} cannot import {p['framework_module']}: {probe['error']}{hint}")
+        result["framework_version"] = probe.get("version", "")
+        result["gpus"] = probe.get("gpus", result["gpus"])
+    if p["accelerator"] == "cuda" and result["gpus"] < p["procs_per_node"]:
+        problems.append(f"{result['gpus']} GPU(s) for {p['procs_per_node']} processes")
+    module.exit_json(changed=False, problems=problems, **result)
+
+
+if __name__ == "__main__":
+    main()
