@@ -1,0 +1,204 @@
+"""Cluster health and version reports: grade every node's checks, compare versions, write JSON + HTML.
+
+Pure Python (no Ansible imports) so it is unit-tested on recorded node reports. The HTML follows the
+test cases' report (plugins/module_utils/run_report.py) in style; the two are meant to merge.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import time
+
+RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+# Version report rows: component -> (label, the stack/versions.yml pin it is compared with or None).
+VERSION_ROWS = [
+    ("driver", "NVIDIA driver", "nvidia_driver"),
+    ("cuda", "CUDA toolkit", "cuda"),
+    ("nccl_host", "NCCL (host library)", "nccl"),
+    ("nccl_image", "NCCL (image stack.json)", "nccl"),
+    ("nccl_torch", "NCCL (loaded by torch)", None),
+    ("aws_ofi_nccl", "aws-ofi-nccl", "aws_ofi_nccl"),
+    ("libfabric", "libfabric", None),
+    ("efa_installer", "EFA installer", "efa_installer"),
+    ("neuron_driver", "Neuron driver", None),
+    ("neuron_runtime", "Neuron runtime", None),
+    ("slurm", "Slurm", "slurm"),
+    ("torch", "PyTorch", None),
+    ("torch_cuda", "CUDA (torch build)", None),
+]
+
+_STYLE = """body{font-family:sans-serif;margin:2em} table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:4px;text-align:left;vertical-align:top} pre{margin:0;font-size:11px}
+.pass,.passed{color:#070} .warn{color:#a60} .fail,.failed{color:#b00}
+td.pass{background:#eefbea} td.warn{background:#fff6e0} td.fail{background:#fde8e8}
+td.differs{background:#fff6e0} td small{color:#555}"""
+
+
+def worst(statuses) -> str:
+    return max(statuses, key=RANK.__getitem__, default="pass")
+
+
+def summarize(results: list[dict], run_id: str) -> dict:
+    """One cluster verdict from the per-node reports of awsome_healthcheck.py."""
+    nodes = sorted(results, key=lambda r: r.get("inventory_hostname", r.get("host", "")))
+    failures = [f"{_name(n)}: {c['name']}: {c['reason']}" for n in nodes for c in n["checks"]
+                if c["status"] == "fail"]
+    warnings = [f"{_name(n)}: {c['name']}: {c['reason']}" for n in nodes for c in n["checks"]
+                if c["status"] == "warn"]
+    return {"run_id": run_id, "status": worst(n["status"] for n in nodes) if nodes else "fail",
+            "nodes": [_name(n) for n in nodes], "node_status": {_name(n): n["status"] for n in nodes},
+            "failures": failures, "warnings": warnings, "results": nodes}
+
+
+def _name(node: dict) -> str:
+    return node.get("inventory_hostname") or node.get("host", "?")
+
+
+def one_line(summary: dict) -> str:
+    """The message a failed validation stops with."""
+    if summary["status"] != "fail":
+        return f"health checks {summary['status']} on {len(summary['nodes'])} node(s)"
+    per_node = [f"{_name(n)}: " + "; ".join(f"{c['name']}: {c['reason']}" for c in n["checks"]
+                                           if c["status"] == "fail")
+                for n in summary["results"] if n["status"] == "fail"]
+    return "health check failed on " + " | ".join(per_node or ["no node reported"])
+
+
+def health_html(summary: dict) -> str:
+    e = html.escape
+    nodes = summary["results"]
+    checks: list[str] = []
+    for n in nodes:
+        for c in n["checks"]:
+            if c["name"] not in checks:
+                checks.append(c["name"])
+    head = "".join(f'<th>{e(_name(n))} <span class="{e(n["status"])}">{e(n["status"])}</span></th>'
+                   for n in nodes)
+    rows = []
+    for name in checks:
+        cells = []
+        for n in nodes:
+            c = next((c for c in n["checks"] if c["name"] == name), None)
+            if c is None:
+                cells.append("<td>not run</td>")
+            else:
+                cells.append(f'<td class="{e(c["status"])}"><b>{e(c["status"])}</b> {e(c["reason"])}</td>')
+        rows.append(f"<tr><th>{e(name)}</th>{''.join(cells)}</tr>")
+    fails = "".join(f"<li>{e(f)}</li>" for f in summary["failures"]) or "<li>none</li>"
+    warns = "".join(f"<li>{e(f)}</li>" for f in summary["warnings"]) or "<li>none</li>"
+    when = {_name(n): time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(n.get("time", 0))) for n in nodes}
+    modes = sorted({n.get("mode", "") for n in nodes})
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{e(summary['run_id'])}</title><style>{_STYLE}</style></head><body>
+<h1>Node health: <span class="{e(summary['status'])}">{e(summary['status'])}</span></h1>
+<p>{e(summary['run_id'])}: {len(nodes)} node(s), {e('/'.join(modes))} checks,
+checked {e(min(when.values(), default=''))}</p>
+<h2>Failures</h2><ul>{fails}</ul>
+<h2>Warnings</h2><ul>{warns}</ul>
+<h2>Checks</h2><table><tr><th>check</th>{head}</tr>{''.join(rows)}</table>
+</body></html>"""
+
+
+def write_health(run_dir: str, results: list[dict]) -> dict:
+    run_id = os.path.basename(os.path.normpath(run_dir))
+    summary = summarize(results, run_id)
+    os.makedirs(os.path.join(run_dir, "nodes"), exist_ok=True)
+    for node in summary["results"]:
+        with open(os.path.join(run_dir, "nodes", f"{_name(node)}.json"), "w", encoding="utf-8") as fh:
+            json.dump(node, fh, indent=1)
+    with open(os.path.join(run_dir, "health.json"), "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=1)
+    with open(os.path.join(run_dir, "report.html"), "w", encoding="utf-8") as fh:
+        fh.write(health_html(summary))
+    return summary
+
+
+# ---------------------------------------------------------------- versions
+
+def _norm(v: str) -> str:
+    v = str(v).strip().lower().removeprefix("v")
+    return re.sub(r"-\d+$", "", v)  # a package release ("2.26.5-1") is not a different version
+
+
+def matches_pin(found: str | None, pin: str | None) -> bool | None:
+    """True/False when both are known; a found version may carry a build suffix (2.11.0+cu130)."""
+    if not found or not pin:
+        return None
+    f, p = _norm(found), _norm(pin)
+    return f == p or (f.startswith(p) and not f[len(p)].isdigit() and f[len(p)] != ".")
+
+
+def versions_table(nodes: dict[str, dict], pins: dict[str, str]) -> dict:
+    """Rows per component: each node's value, the pin, and flags (differs from pin / between nodes)."""
+    hosts = sorted(nodes)
+    rows, flags = [], []
+    for key, label, pin_key in VERSION_ROWS:
+        values = {h: (nodes[h].get(key) or None) for h in hosts}
+        if not any(values.values()):
+            continue
+        pin = pins.get(pin_key) if pin_key else None
+        seen = {v for v in values.values() if v}
+        row = {"component": key, "label": label, "pinned": pin, "values": values, "off_pin": [],
+               "differs_between_nodes": len(seen) > 1 or (len(seen) == 1 and None in values.values())}
+        for h, v in values.items():
+            if matches_pin(v, pin) is False:
+                row["off_pin"].append(h)
+        if row["off_pin"]:
+            flags.append(f"{label}: {', '.join(f'{h} {values[h]}' for h in row['off_pin'])} "
+                         f"differ(s) from the pin {pin}")
+        if row["differs_between_nodes"]:
+            flags.append(f"{label} differs between nodes: "
+                         + ", ".join(f"{h} {values[h] or 'absent'}" for h in hosts))
+        rows.append(row)
+    return {"hosts": hosts, "rows": rows, "flags": flags}
+
+
+def versions_text(table: dict) -> str:
+    """The printed summary: a plain-text table, then the flags."""
+    head = ["component", "pinned", *table["hosts"]]
+    lines = [[r["label"], r["pinned"] or "-", *[(r["values"][h] or "-") + ("*" if h in r["off_pin"] else "")
+                                                for h in table["hosts"]]] for r in table["rows"]]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*head), *(fmt.format(*ln) for ln in lines)]
+    out.append("flags: " + ("; ".join(table["flags"]) if table["flags"] else "none"))
+    return "\n".join(out)
+
+
+def versions_html(table: dict, run_id: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in table["hosts"])
+    rows = []
+    for r in table["rows"]:
+        cells = []
+        for h in table["hosts"]:
+            v = r["values"][h]
+            cls = "fail" if h in r["off_pin"] else ("differs" if r["differs_between_nodes"] else "")
+            cells.append(f'<td class="{cls}">{e(v or "absent")}</td>')
+        rows.append(f"<tr><th>{e(r['label'])}</th><td>{e(r['pinned'] or '')}</td>{''.join(cells)}</tr>")
+    flags = "".join(f"<li>{e(f)}</li>" for f in table["flags"]) or "<li>none</li>"
+    status = "fail" if table["flags"] else "pass"
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{e(run_id)}</title><style>{_STYLE}</style></head><body>
+<h1>Cluster versions: <span class="{status}">{len(table['flags'])} difference(s)</span></h1>
+<p>{e(run_id)}: {len(table['hosts'])} node(s); read from each node (libraries, modinfo, package database),
+compared with stack/versions.yml and between nodes.</p>
+<h2>Differences</h2><ul>{flags}</ul>
+<h2>Versions</h2><table><tr><th>component</th><th>pinned</th>{head}</tr>{''.join(rows)}</table>
+</body></html>"""
+
+
+def write_versions(run_dir: str, nodes: dict[str, dict], pins: dict[str, str]) -> dict:
+    run_id = os.path.basename(os.path.normpath(run_dir))
+    table = versions_table(nodes, pins)
+    table["text"] = versions_text(table)
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "versions.json"), "w", encoding="utf-8") as fh:
+        json.dump({"run_id": run_id, "nodes": nodes, "pins": pins, **table}, fh, indent=1)
+    with open(os.path.join(run_dir, "versions.html"), "w", encoding="utf-8") as fh:
+        fh.write(versions_html(table, run_id))
+    return table

@@ -1,0 +1,69 @@
+"""playbooks/validate.yml against this machine (connection local, no simulated cluster): the role
+installs the check program, the checks run, the report is written. This is a CPU machine with no
+instance type: the GPU checks must say "no GPU expected" and pass; with a wrong expectation
+(-e expect_gpus=8) the play must fail in one line that names the check. The GPU path (NVML numbers,
+NVLink, the NCCL threshold) runs on the GPU machine (docs/validation.md gives the command).
+
+The program and its config go under tmp_path (role variables), not /opt and /etc. nofile is lowered
+to this machine's limit (20000, below the 65536 default for training nodes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from helpers import ansible_env, run_playbook
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    root = tmp_path / "node"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3",
+            "healthcheck_bin_dir": str(root / "bin"),
+            "healthcheck_config_path": str(root / "etc/health.json"),
+            "healthcheck_state_dir": str(root / "state"), "healthcheck_nofile_min": 1024}
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": {"node1": host}}}))
+    return path
+
+
+def _validate(tmp_path, inventory, *extra):
+    results = tmp_path / "results"
+    proc = run_playbook("playbooks/validate.yml", "-e", "validate_become=false",
+                        "-e", f"results_root={results}", *extra,
+                        inventory=inventory, env=ansible_env(), timeout=300)
+    reports = sorted(results.glob("validate-*/health.json"))
+    return proc, (json.loads(reports[-1].read_text()) if reports else None)
+
+
+def test_validate_passes_on_this_cpu_machine(tmp_path, inventory):
+    proc, report = _validate(tmp_path, inventory)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report and report["status"] in ("pass", "warn"), report
+    checks = {c["name"]: c for c in report["results"][0]["checks"]}
+    for name in ("gpu_count", "gpu_ecc", "gpu_xid", "gpu_clocks_power", "gpu_topology"):
+        assert (checks[name]["status"], checks[name]["reason"]) == ("pass", "no GPU expected"), checks[name]
+    assert checks["efa"]["reason"] == "no EFA expected"
+    assert checks["disk"]["status"] == "pass" and checks["memory"]["status"] == "pass"
+    # The full run screens the training Python here (the venv's CPU torch) and skips the all-reduce.
+    assert checks["torch"]["status"] == "pass" and checks["torch"]["reason"].startswith("torch 2.")
+    assert "fewer than 2 GPUs" in checks["nccl_allreduce"]["reason"]
+    run_dir = next((tmp_path / "results").glob("validate-*"))
+    assert (run_dir / "nodes" / "node1.json").is_file()
+    html = (run_dir / "report.html").read_text()
+    assert "Node health" in html and "no GPU expected" in html
+
+
+def test_validate_fails_naming_a_wrong_expectation(tmp_path, inventory):
+    proc, report = _validate(tmp_path, inventory, "-e", "expect_gpus=8", "-e", "validate_quick=true")
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stdout.splitlines()
+             if ln.startswith("[ERROR]") and "health check failed on node1: gpu_count: " in ln]
+    why = "8 GPU(s) expected, nvidia-smi failed: nvidia-smi not found"
+    assert lines and why in lines[0], proc.stdout[-3000:]
+    assert report["status"] == "fail" and report["results"][0]["mode"] == "quick"
+    assert report["failures"][0] == f"node1: gpu_count: {why}"
