@@ -164,7 +164,7 @@ def versions_text(table: dict) -> str:
                                                 for h in table["hosts"]]] for r in table["rows"]]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*head), *(fmt.format(*ln) for ln in lines)]
+    out = [fmt.format(*head).rstrip(), *(fmt.format(*ln).rstrip() for ln in lines)]
     out.append("flags: " + ("; ".join(table["flags"]) if table["flags"] else "none"))
     return "\n".join(out)
 
