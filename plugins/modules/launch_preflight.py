@@ -117,7 +117,7 @@ def check_container(p: dict, problems: list[str], result: dict) -> None:
             return
         probe = _probe_result(*_run(["podman", "run", "--rm", "--pull", "never", "--network", "none",
                                      image, p["container_python"], "-c", PROBE, module]))
-        result["image"] = {"ref": image, "id": out.strip()[:19], "runtime": "podman", "stack": probe.get("stack")}
+        result["image"] = {"ref": image, "id": out.strip()[:12], "runtime": "podman", "stack": probe.get("stack")}
     else:  # enroot (ssh) and pyxis (slurm) take a squashfs file or a registry reference
         tool = "enroot" if runtime == "enroot" else "srun"
         if not shutil.which(tool):

@@ -22,7 +22,7 @@ from moto_fixtures import REPO, ansible_env, aws_env, moto, moto_session, run, r
 AWS_INVENTORY = REPO / "inventories" / "aws"
 
 
-def test_instance_type_table_gives_accelerator_efa_and_env(tmp_path):
+def test_instance_type_table_gives_accelerator_and_efa_and_leaves_the_job_env_to_the_nccl_role(tmp_path):
     inv = tmp_path / "inv"
     shutil.copytree(AWS_INVENTORY / "group_vars", inv / "group_vars")
     hosts = {"h100": "p5.48xlarge", "hp_trn": "ml.trn1.32xlarge", "g5": "g5.12xlarge", "misc": "t3.micro"}
@@ -36,10 +36,10 @@ def test_instance_type_table_gives_accelerator_efa_and_env(tmp_path):
              re.finditer(r'^(\w+) \| SUCCESS => (\{.*\})$', proc.stdout, re.M)}
     facts = {h: f["msg"] for h, f in facts.items()}
     assert facts["h100"]["a"] == "cuda" and facts["h100"]["g"] == 8 and facts["h100"]["e"] == 32
-    assert facts["h100"]["env"]["FI_PROVIDER"] == "efa" and facts["h100"]["env"]["NCCL_NVLS_ENABLE"] == "0"
-    assert facts["hp_trn"] == {"a": "neuron", "g": 16, "e": 8, "env": {
-        "FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1", "FI_EFA_FORK_SAFE": "1"}}
-    assert facts["g5"]["a"] == "cuda" and facts["g5"]["e"] == 0 and "FI_PROVIDER" not in facts["g5"]["env"]
+    # NCCL/EFA variables have one owner, /etc/awsome/nccl.env (nccl role): the table repeats none.
+    assert facts["h100"]["env"] == {}
+    assert facts["hp_trn"] == {"a": "neuron", "g": 16, "e": 8, "env": {}}
+    assert facts["g5"]["a"] == "cuda" and facts["g5"]["e"] == 0
     assert facts["misc"] == {"a": "cpu", "g": 0, "e": 0, "env": {}}
 
 
