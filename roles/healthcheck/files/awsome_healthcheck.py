@@ -251,8 +251,10 @@ def check_gpu_count(node: Node) -> dict:
 
 def _xml_gpus(node: Node, name: str) -> tuple[list[dict] | None, dict | None]:
     res = node.smi_xml()
-    if res is None or res[0] != 0:
-        return None, check(name, FAIL, "nvidia-smi -q -x failed")
+    if res is None:
+        return None, check(name, FAIL, "nvidia-smi not found")
+    if res[0] != 0:
+        return None, check(name, FAIL, f"nvidia-smi -q -x failed: {first_line(res[2] or res[1]) or res[0]}")
     try:
         return parse_smi_xml(res[1]), None
     except ET.ParseError as exc:
@@ -374,8 +376,12 @@ def check_gpu_topology(node: Node) -> dict:
     if not nvlink:
         return check("gpu_topology", PASS, "NVLink not expected for this type")
     res = node.run([node.cfg["nvidia_smi"], "topo", "-m"], 60)
-    if res is None or res[0] != 0:
-        return check("gpu_topology", FAIL, "nvidia-smi topo -m failed")
+    if res is None:
+        return check("gpu_topology", FAIL, "nvidia-smi not found")
+    if res[0] != 0:
+        return check(
+            "gpu_topology", FAIL, f"nvidia-smi topo -m failed: {first_line(res[2] or res[1]) or res[0]}"
+        )
     cells = parse_topo(res[1])
     missing = sorted(f"GPU{i}-GPU{j}" for (i, j), v in cells.items() if i < j and not v.startswith("NV"))
     if not cells:
