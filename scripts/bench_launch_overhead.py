@@ -5,8 +5,11 @@ For each node count it (re)creates the simulated cluster, then measures the wall
 start of the launch to rank 0's first training step (the step event's own timestamp):
   ansible  - `ansible-playbook playbooks/run_fsdp.yml` (plan, checks, staging, start, follow)
   by hand  - `ssh node torchrun ...` to every node at once, reusing the code the ansible run staged
-Prints one row per node count with the medians and the ratio. Usage:
-  .venv/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2
+Prints one row per node count with the medians and the ratio.
+With --container IMAGE it also prints what the container costs: the launcher's own time to first
+step (summary.json: job start to rank 0's first step) of the same run bare and inside IMAGE.
+Usage:
+  .venv/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2 [--container IMAGE]
 """
 
 from __future__ import annotations
@@ -43,10 +46,10 @@ def first_step_time(metrics: Path) -> float:
     raise RuntimeError(f"no step in {metrics}")
 
 
-def ansible_run(inventory: Path, nodes: int, steps: int) -> tuple[float, Path]:
+def ansible_run(inventory: Path, nodes: int, steps: int, *extra: str) -> tuple[float, Path]:
     t0 = time.time()
     sh(str(VENV / "ansible-playbook"), "playbooks/run_fsdp.yml", "-i", str(inventory),
-       "-e", "preset=cpu-tiny", "-e", f"nodes={nodes}", "-e", json.dumps({"params": {"steps": steps}}))
+       "-e", "preset=cpu-tiny", "-e", f"nodes={nodes}", "-e", json.dumps({"params": {"steps": steps}}), *extra)
     run_dir = (REPO / "results" / "latest").resolve()
     return first_step_time(run_dir / "nodes" / "node1" / "metrics-rank0.jsonl") - t0, run_dir
 
@@ -83,9 +86,10 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--container", help="also measure the container start cost with this image")
     a = ap.parse_args()
     inventory = REPO / ".state" / "cluster" / "inventory.yml"
-    rows = []
+    rows, container_rows = [], []
     for n in a.nodes:
         sh(str(VENV / "ansible-playbook"), "playbooks/local_cluster.yml", "-e", "cluster_state=present",
            "-e", f"cluster_nodes={n}")
@@ -95,9 +99,21 @@ def main() -> None:
             ans.append(t)
             man.append(manual_run(inventory, run_dir, a.steps))
         rows.append((n, statistics.median(ans), statistics.median(man)))
+        if a.container:
+            bare, boxed = [], []
+            for _ in range(a.repeats):
+                for image, out in (("none", bare), (a.container, boxed)):
+                    _, run_dir = ansible_run(inventory, n, a.steps, "-e", f"container_image={image}")
+                    out.append(json.loads((run_dir / "summary.json").read_text())["time_to_first_step_s"])
+            container_rows.append((n, statistics.median(bare), statistics.median(boxed)))
     print(f"{'nodes':>5} {'ansible-playbook s':>19} {'torchrun by hand s':>19} {'ratio':>6}")
     for n, ans_s, man_s in rows:
         print(f"{n:>5} {ans_s:>19.1f} {man_s:>19.1f} {ans_s / man_s:>6.2f}")
+    if container_rows:
+        print(f"\ntime to first step from the job's start, bare vs in {a.container}")
+        print(f"{'nodes':>5} {'bare s':>8} {'container s':>12} {'cost s':>7}")
+        for n, bare_s, boxed_s in container_rows:
+            print(f"{n:>5} {bare_s:>8.1f} {boxed_s:>12.1f} {boxed_s - bare_s:>7.1f}")
 
 
 if __name__ == "__main__":

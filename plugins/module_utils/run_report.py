@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import csv
 import glob
-import html
 import json
 import math
 import os
 import re
+import shlex
 from statistics import mean
 from typing import Any
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils.job_launch import (
     parse_nccl_log,
     uses_ofi,
+)
+from ansible_collections.awsome.distributed_training.plugins.module_utils.report_html import (
+    cell,
+    duration,
+    e,
+    figures,
+    number,
+    page,
+    sparkline,
+    table,
+    when,
 )
 
 # torchrun's own failure banner says nothing about the cause; skip it when quoting a log.
@@ -240,6 +251,8 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         "checkpoints": [{k: r.get(k) for k in ("step", "action", "seconds", "rank")}
                         for r in records if r.get("event") == "checkpoint" and r.get("rank") == 0],
         "collectives": len(collectives),
+        "busbw_max_gbps": max((r["busbw_gbps"] for r in collectives if _finite(r.get("busbw_gbps"))),
+                              default=None),
         "node_status": statuses,
     }
 
@@ -284,31 +297,150 @@ def plot(records: list[dict], spec: dict, path: str) -> bool:
     return True
 
 
-def write_html(summary: dict, images: list[str], path: str) -> None:
-    e = html.escape
-    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(json.dumps(v))}</td></tr>" for k, v in summary.items()
-                   if k not in ("node_status", "failures"))
-    nodes = "".join(
-        f"<tr><td>{e(s['host'])}</td><td>{e(str(s['rc']))}</td><td>{e(s['reason'] or '')}</td>"
-        f"<td><pre>{e(s['log_tail'])}</pre></td></tr>" for s in summary["node_status"])
-    fails = "".join(f"<li>{e(f)}</li>" for f in summary["failures"]) or "<li>none</li>"
+def headline(summary: dict) -> list[tuple[str, str]]:
+    """The figures a reader looks for first, in order; empty ones are left out by the page."""
+    st = summary.get("steady") or {}
+    mfu, busbw, mem = st.get("mfu"), summary.get("busbw_max_gbps"), summary.get("peak_mem_gib_max")
+    loss = (f"{summary['loss_first']:.3f} → {summary['loss_last']:.3f}"
+            if _finite(summary.get("loss_first")) and _finite(summary.get("loss_last")) else "")
+    items = [
+        ("tokens/s per device", number(st.get("tokens_per_s_per_device"), "{:,.0f}")),
+        ("MFU", f"{mfu:.1%}" if _finite(mfu) else ""),
+        ("step time", duration(st.get("step_time_s")) if _finite(st.get("step_time_s")) else ""),
+        ("TFLOPS per device", number(st.get("tflops_per_device"))),
+        ("peak bus bandwidth", f"{busbw:,.1f} GB/s" if _finite(busbw) else ""),
+        ("time to first step", duration(summary.get("time_to_first_step_s"))),
+        ("loss", loss),
+        ("peak memory", f"{mem:.1f} GiB" if _finite(mem) else ""),
+    ]
+    return items
+
+
+def reproduce(summary: dict, request: dict) -> str:
+    """The command that runs the same case again: every resolved parameter, the same nodes and image."""
+    q = shlex.quote
+    parts = ["ansible-playbook", "playbooks/run_test_case.yml"]
+    for source in request.get("inventory") or ["<inventory>"]:
+        parts += ["-i", q(source)]
+    parts += ["-e", f"test_case={summary['test_case']}", "-e", f"preset={summary['preset']}",
+              "-e", f"nodes={len(summary['nodes'])}", "-e", f"procs_per_node={summary['procs_per_node']}"]
+    if request.get("mode", "ssh") != "ssh":
+        parts += ["-e", f"mode={request['mode']}"]
+    parts += ["-e", f"launch_mode={summary.get('launch_mode', 'torchrun')}"]
+    if summary.get("container"):
+        parts += ["-e", q(f"container_image={summary['container']['image']}")]
+    parts += ["-e", q(json.dumps({"params": summary.get("params", {})}, separators=(",", ":")))]
+    return " ".join(parts)
+
+
+def _log_tail(text: str, lines: int = 25) -> str:
+    """The end of a node log without the metric JSON lines rank 0 echoes (they are in the plots)."""
+    kept = [ln for ln in text.splitlines() if not ln.startswith('{"event"')]
+    return "\n".join(kept[-lines:])
+
+
+def software_rows(summary: dict) -> list[list[str]]:
+    rows = []
+    for host in summary["nodes"]:
+        seen = (summary.get("node_environment") or {}).get(host, {})
+        image = seen.get("image") or {}
+        stack = image.get("stack") or {}
+        nccl = seen.get("nccl") or {}
+        rows.append([cell(host), cell(seen.get("framework_version")), cell(seen.get("gpus")),
+                     cell(seen.get("efa_devices")),
+                     cell(" ".join(x for x in (image.get("ref"), image.get("id")) if x) or "bare"),
+                     cell(stack.get("profile")), cell(nccl.get("version")), cell(nccl.get("network"))])
+    return rows
+
+
+def write_html(summary: dict, images: list[str], path: str, request: dict | None = None) -> None:
+    fails = "".join(f"<li>{e(f)}</li>" for f in summary["failures"])
     imgs = "".join(f'<figure><img src="{e(i)}" alt="{e(i)}"></figure>' for i in images)
-    doc = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{e(summary['run_id'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px;text-align:left}} pre{{margin:0;font-size:11px}}
-.passed{{color:#070}} .failed{{color:#b00}}</style>
-</head><body>
-<h1>{e(summary['test_case'])} / {e(summary['preset'])}:
-<span class="{e(summary['status'])}">{e(summary['status'])}</span></h1>
-<p>run {e(summary['run_id'])} on {len(summary['nodes'])} node(s), {summary['world_size']} rank(s)</p>
-<h2>Failures</h2><ul>{fails}</ul>
-<h2>Plots</h2>{imgs or '<p>no plots</p>'}
-<h2>Summary</h2><table>{rows}</table>
-<h2>Nodes</h2><table><tr><th>node</th><th>exit</th><th>reason</th><th>log tail</th></tr>{nodes}</table>
-</body></html>"""
+    run_rows = [
+        ["run", summary["run_id"]],
+        ["launched", when(summary.get("launched_at"))],
+        ["finished", when(summary.get("finished_at"))],
+        ["duration", duration(summary.get("duration_s"))],
+        ["nodes", f"{', '.join(summary['nodes'])} ({summary['procs_per_node']} process(es) each, "
+                  f"{summary['world_size']} rank(s), {summary.get('accelerator')})"],
+        ["ranks reported", summary.get("ranks_reported")],
+        ["launch", summary.get("launch_mode", "torchrun")],
+        ["container", (summary.get("container") or {}).get("image") or "none (bare)"],
+        ["steps", summary.get("steps")],
+        ["steady window", "steps {}-{}".format(*summary["steady"]["window"])],
+        ["checkpoints", "; ".join(f"{c['action']} step {c['step']} ({duration(c.get('seconds'))})"
+                                  for c in summary.get("checkpoints", []))],
+    ]
+    params = [[cell(k), cell(v)] for k, v in sorted((summary.get("params") or {}).items())]
+    nodes = [[cell(s["host"]), cell(s["rc"]), cell(s["reason"] or ""),
+              f"<pre>{e(_log_tail(s['log_tail']))}</pre>"] for s in summary["node_status"]]
+    run_table = table(None, [[cell(k), cell(v)] for k, v in run_rows if v not in ("", None)])
+    software = table(["node", "framework", "GPUs", "EFA devices", "image", "image stack", "NCCL",
+                      "NCCL network"], software_rows(summary))
+    body = (figures(headline(summary))
+            + (f"<h2>Failures</h2><ul>{fails}</ul>" if fails else "")
+            + f"<h2>Plots</h2>{imgs or '<p>no plots</p>'}"
+            + "<h2>Run</h2>" + run_table
+            + f"<h2>Reproduce</h2><pre><code>{e(reproduce(summary, request or {}))}</code></pre>"
+            + "<h2>Software on each node</h2>" + software
+            + "<h2>Parameters</h2>" + table(["parameter", "value"], params)
+            + "<h2>Nodes</h2>" + table(["node", "exit", "reason", "log tail"], nodes))
+    subtitle = (f"run {e(summary['run_id'])} &middot; {len(summary['nodes'])} node(s), "
+                f"{summary['world_size']} rank(s) &middot; {e(when(summary.get('launched_at')))} &middot; "
+                f'<a href="../index.html">all runs</a>')
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(doc)
+        fh.write(page(f"{summary['test_case']} / {summary['preset']}", summary["status"], subtitle, body))
+
+
+def headline_value(summary: dict) -> tuple[str, float | None]:
+    """The one figure the results index trends for a run: throughput, else bandwidth, else time."""
+    st = summary.get("steady") or {}
+    if _finite(st.get("tokens_per_s_per_device")):
+        return "tokens/s per device", st["tokens_per_s_per_device"]
+    if summary.get("busbw_max_gbps"):
+        return "peak busbw GB/s", summary["busbw_max_gbps"]
+    return "duration s", summary.get("duration_s")
+
+
+def write_index(results_root: str) -> str:
+    """results/index.html: every run so far by case and preset, newest last, with the trend of its
+    headline figure; the newest run is flagged when it falls 10 % below the median of the ones before."""
+    runs = []
+    for path in glob.glob(os.path.join(results_root, "*", "summary.json")):
+        if os.path.islink(os.path.dirname(path)):  # results/latest names a run already listed
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                runs.append(json.load(fh))
+        except (OSError, ValueError):
+            continue
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for s in runs:
+        groups.setdefault((s.get("test_case", "?"), s.get("preset", "?")), []).append(s)
+    sections = []
+    for (case, preset), items in sorted(groups.items()):
+        items.sort(key=lambda s: s.get("launched_at") or 0)
+        label, _ = headline_value(items[-1])
+        values = [headline_value(s)[1] for s in items]
+        good = [v for s, v in zip(items, values, strict=True) if s.get("status") == "passed" and _finite(v)]
+        regressed = (len(good) >= 3 and _finite(values[-1]) and label.startswith(("tokens", "peak"))
+                     and values[-1] < 0.9 * sorted(good[:-1])[len(good[:-1]) // 2])
+        rows, classes = [], []
+        for s, v in zip(reversed(items), reversed(values), strict=True):
+            rows.append([f'<a href="{e(s["run_id"])}/report.html">{e(s["run_id"])}</a>',
+                         e(when(s.get("launched_at"))),
+                         f'<span class="{e(s["status"])}">{e(s["status"])}</span>',
+                         e(number(v)), e(str(len(s.get("nodes", [])))),
+                         e((s.get("container") or {}).get("image") or "bare")])
+            classes.append(["regressed" if regressed and s is items[-1] else ""] * 6)
+        flag = ' <span class="failed">the newest run fell 10 % below the median</span>' if regressed else ""
+        sections.append(f"<h2>{e(case)} / {e(preset)}</h2><p>{e(label)} over {len(items)} run(s): "
+                        f"{sparkline([v for v in values if _finite(v)])}{flag}</p>"
+                        + table(["run", "launched", "status", label, "nodes", "container"], rows, classes))
+    out = os.path.join(results_root, "index.html")
+    with open(out, "w", encoding="utf-8") as fh:
+        fh.write(page("All runs", "", f"{len(runs)} run(s) under {e(results_root)}", "".join(sections)))
+    return out
 
 
 def write_report(run_dir: str, plan: dict) -> dict:
@@ -331,5 +463,6 @@ def write_report(run_dir: str, plan: dict) -> dict:
     summary["plots"] = images
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=2)
-    write_html(summary, images, os.path.join(run_dir, "report.html"))
+    write_html(summary, images, os.path.join(run_dir, "report.html"), plan.get("request"))
+    write_index(os.path.dirname(os.path.abspath(run_dir)))
     return summary

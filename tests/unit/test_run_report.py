@@ -122,3 +122,55 @@ def test_profiled_steps_are_left_out_of_the_steady_state(tmp_path):
     s = summarize(str(run), PLAN)
     assert s["steady"]["window"] == [11, 33]
     assert s["steady"]["tokens_per_s_per_device"] == 1000.0
+
+
+def test_a_node_with_efa_whose_nccl_fell_back_to_sockets_fails_first(tmp_path):
+    """NCCL INFO lines (what launch.sh asks NCCL to write into out/nccl-*.log) are read per node."""
+    run = make_run(tmp_path)
+    (run / "nodes" / "node1" / "nccl-node1-77.log").write_text(
+        "node1:77:77 [0] NCCL INFO NET/Plugin: Loaded net plugin Libfabric (v9)\n"
+        "node1:77:77 [0] NCCL INFO NCCL version 2.26.5+cuda12.8\n"
+        "node1:77:90 [0] NCCL INFO Using network Libfabric\n")
+    (run / "nodes" / "node2" / "nccl-node2-78.log").write_text(
+        "NCCL version 2.26.5+cuda12.8\nnode2:78:91 [0] NCCL INFO Using network Socket\n")
+    checks = {"node1": {"efa_devices": 4, "gpus": 8, "framework_version": "2.11.0", "changed": False},
+              "node2": {"efa_devices": 4, "gpus": 8, "framework_version": "2.11.0"}}
+    s = summarize(str(run), PLAN | {"accelerator": "cuda", "node_checks": checks})
+    assert s["node_environment"]["node1"] == {
+        "efa_devices": 4, "gpus": 8, "framework_version": "2.11.0",
+        "nccl": {"version": "2.26.5", "network": "Libfabric", "plugin": "Libfabric"}}
+    assert s["node_environment"]["node2"]["nccl"]["network"] == "Socket"
+    assert s["status"] == "failed"
+    assert s["failures"][0].startswith("node2: has 4 EFA device(s) but NCCL used Socket: aws-ofi-nccl was not loaded")
+
+
+def test_the_report_reads_like_a_report_and_the_index_trends_every_run(tmp_path):
+    root = tmp_path / "results"
+    speeds = [1000.0, 1010.0, 990.0, 700.0]  # the newest run is 30 % slower: a regression
+    for i, speed in enumerate(speeds):
+        run = make_run(root / f"r{i}")
+        for node in ("node1", "node2"):
+            for f in (run / "nodes" / node).glob("metrics-rank*.jsonl"):
+                lines = [json.loads(x) for x in f.read_text().splitlines()]
+                for rec in lines:
+                    rec["time"] += 1000 * i
+                    if rec["event"] == "step":
+                        rec["tokens_per_s_per_device"] = speed
+                f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+        plan = PLAN | {"run_id": f"r{i}", "launched_at": 1000 * i + 98.0, "params": {"steps": 30, "lr": 0.01},
+                       "launch_mode": "torchrun", "container": {"image": "localhost/awsome-training:cpu"},
+                       "request": {"inventory": ["inv/cluster.yml"], "mode": "ssh"}}
+        s = write_report(str(run), plan)
+    (root / "latest").symlink_to(root / "r3")
+    page = (root / "r3" / "report.html").read_text()
+    # Headline figures first, human times, no raw JSON, and the command that runs it again.
+    assert page.index("tokens/s per device") < page.index("<h2>Plots")
+    assert ">700<" in page and "1970-01-01 00:51:38 UTC" in page and '{"window"' not in page
+    assert ("ansible-playbook playbooks/run_test_case.yml -i inv/cluster.yml -e test_case=fsdp "
+            "-e preset=cpu-tiny -e nodes=2 -e procs_per_node=1 -e launch_mode=torchrun "
+            "-e container_image=localhost/awsome-training:cpu -e &#x27;{&quot;params&quot;:{&quot;steps&quot;:30,"
+            "&quot;lr&quot;:0.01}}&#x27;") in page
+    assert s["status"] == "passed"
+    index = (root / "index.html").read_text()
+    assert index.count('href="r') == 4  # results/latest is not a second copy of r3
+    assert "fell 10 % below the median" in index and "<svg" in index

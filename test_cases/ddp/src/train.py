@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -30,7 +31,11 @@ def main() -> int:
         base.compile()
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     # The only buffer (RoPE table) is computed identically on every rank: no per-step broadcast.
-    model = DistributedDataParallel(base, device_ids=device_ids, broadcast_buffers=False)
+    # torch 2.13 renamed the switch (its old name warns); older torch only knows broadcast_buffers.
+    no_sync = ({"forward_sync_buffers": False}
+               if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+               else {"broadcast_buffers": False})
+    model = DistributedDataParallel(base, device_ids=device_ids, **no_sync)
     # Parameters stay fp32 under DDP; bf16 compute comes from autocast.
     forward_context = (functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
                        if dtype == torch.bfloat16 else contextlib.nullcontext)
