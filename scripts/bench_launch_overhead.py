@@ -49,7 +49,8 @@ def first_step_time(metrics: Path) -> float:
 def ansible_run(inventory: Path, nodes: int, steps: int, *extra: str) -> tuple[float, Path]:
     t0 = time.time()
     sh(str(VENV / "ansible-playbook"), "playbooks/run_fsdp.yml", "-i", str(inventory),
-       "-e", "preset=cpu-tiny", "-e", f"nodes={nodes}", "-e", json.dumps({"params": {"steps": steps}}), *extra)
+       "-e", "preset=cpu-tiny", "-e", f"nodes={nodes}", "-e", json.dumps({"params": {"steps": steps}}),
+       *extra)
     run_dir = (REPO / "results" / "latest").resolve()
     return first_step_time(run_dir / "nodes" / "node1" / "metrics-rank0.jsonl") - t0, run_dir
 

@@ -141,7 +141,8 @@ def test_a_node_with_efa_whose_nccl_fell_back_to_sockets_fails_first(tmp_path):
         "nccl": {"version": "2.26.5", "network": "Libfabric", "plugin": "Libfabric"}}
     assert s["node_environment"]["node2"]["nccl"]["network"] == "Socket"
     assert s["status"] == "failed"
-    assert s["failures"][0].startswith("node2: has 4 EFA device(s) but NCCL used Socket: aws-ofi-nccl was not loaded")
+    assert s["failures"][0].startswith(
+        "node2: has 4 EFA device(s) but NCCL used Socket: aws-ofi-nccl was not loaded")
 
 
 def test_the_report_reads_like_a_report_and_the_index_trends_every_run(tmp_path):
@@ -168,8 +169,8 @@ def test_the_report_reads_like_a_report_and_the_index_trends_every_run(tmp_path)
     assert ">700<" in page and "1970-01-01 00:51:38 UTC" in page and '{"window"' not in page
     assert ("ansible-playbook playbooks/run_test_case.yml -i inv/cluster.yml -e test_case=fsdp "
             "-e preset=cpu-tiny -e nodes=2 -e procs_per_node=1 -e launch_mode=torchrun "
-            "-e container_image=localhost/awsome-training:cpu -e &#x27;{&quot;params&quot;:{&quot;steps&quot;:30,"
-            "&quot;lr&quot;:0.01}}&#x27;") in page
+            "-e container_image=localhost/awsome-training:cpu "
+            "-e &#x27;{&quot;params&quot;:{&quot;steps&quot;:30,&quot;lr&quot;:0.01}}&#x27;") in page
     assert s["status"] == "passed"
     index = (root / "index.html").read_text()
     assert index.count('href="r') == 4  # results/latest is not a second copy of r3
