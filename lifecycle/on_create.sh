@@ -55,8 +55,11 @@ ansible_bin=$(dirname "$ansible_playbook")
 shopt -s nullglob
 tarballs=("$HERE"/awsome-distributed_training-*.tar.gz)
 [[ ${#tarballs[@]} -eq 1 ]] || fail "expected one awsome-distributed_training-*.tar.gz in $HERE, found ${#tarballs[@]}"
-log "installing collection ${tarballs[0]##*/}"
-"$ansible_bin/ansible-galaxy" collection install --force --offline -p "$WORK/collections" "${tarballs[0]}" >/dev/null
+deps=("$HERE"/dependencies/*.tar.gz)
+log "installing collection ${tarballs[0]##*/} and ${#deps[@]} dependencies"
+# Dependencies come from the bundle's tarballs only (--offline): the node may have no Galaxy access.
+"$ansible_bin/ansible-galaxy" collection install --force --offline -p "$WORK/collections" \
+    "${tarballs[0]}" "${deps[@]}" >/dev/null
 
 log "running $PLAYBOOK for role $role"
 # shellcheck disable=SC2086  # LIFECYCLE_ANSIBLE_ARGS is a list of arguments on purpose

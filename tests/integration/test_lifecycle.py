@@ -100,8 +100,12 @@ def test_upload_bundle_to_s3(bundle, moto, aws_env):  # noqa: F811
 
 def test_bundle_holds_scripts_and_collection(bundle):
     names = sorted(p.name for p in bundle.iterdir())
-    assert names == ["awsome-distributed_training-0.1.0.tar.gz", "node_role.py", "on_create.sh",
-                     "provisioning_parameters.json"]
+    assert names == ["awsome-distributed_training-0.1.0.tar.gz", "dependencies", "node_role.py",
+                     "on_create.sh", "provisioning_parameters.json"]
+    # galaxy.yml's dependencies travel with it (the FSx mount needs ansible.posix on the node)
+    deps = sorted(p.name.rsplit("-", 1)[0] for p in (bundle / "dependencies").iterdir())
+    assert deps == sorted(d.replace(".", "-") for d in yaml.safe_load((REPO / "galaxy.yml").read_text())
+                          ["dependencies"]), deps
     listing = subprocess.run(["tar", "-tzf", str(bundle / names[0])], capture_output=True, text=True,
                              check=True)
     assert "playbooks/hyperpod/node.yml" in listing.stdout and "MANIFEST.json" in listing.stdout
