@@ -31,6 +31,11 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.report
     table,
     when,
 )
+from ansible_collections.awsome.distributed_training.plugins.module_utils.run_checks import (
+    RunFacts,
+    judge,
+    loss_trend,
+)
 
 # torchrun's own failure banner says nothing about the cause; skip it when quoting a log.
 _BANNER = re.compile(r"^\s*(=+|-+|error_file:|traceback\s*:|To enable traceback|\[\d+\]:|Failures:|Root Cause"
@@ -79,6 +84,8 @@ def node_status(run_dir: str, host: str) -> dict:
     log = read("torchrun.log") or ""
     return {
         "host": host,
+        # Nothing at all came back from it: the launcher could not reach it to collect.
+        "lost": None if os.path.isdir(base) else "unreachable",
         "rc": int(rc_text.split()[0]) if rc_text and rc_text.split() else None,
         "reason": (read("reason") or "").strip() or None,
         "log_tail": "\n".join(log.rstrip().splitlines()[-40:]),
@@ -143,60 +150,16 @@ def steady_window(steps: list[int]) -> tuple[int, int]:
     return (last // 2 + 1, last)
 
 
-def _loss_trend(losses: list[float]) -> tuple[float, float]:
-    k = max(1, min(5, len(losses) // 4))
-    return mean(losses[:k]), mean(losses[-k:])
-
-
 def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> dict:
     records = load_records(run_dir) if records is None else records
     world = int(plan["world_size"])
     ppn = int(plan["procs_per_node"])
     nodes = list(plan["nodes"])
     statuses = [node_status(run_dir, h) for h in nodes]
-    failures: list[str] = []
-
-    for st in statuses:
-        if st["rc"] is None:
-            failures.append(f"{st['host']}: no exit status (job did not finish)")
-        elif st["rc"] != 0:
-            why = f" ({st['reason']})" if st["reason"] else ""
-            failures.append(f"{st['host']}: exited {st['rc']}{why}: {st['excerpt']}")
-
-    started = {r["rank"] for r in records if r.get("event") == "start"}
-    ended = {r["rank"] for r in records if r.get("event") == "end"}
-    reported = sorted(started & ended)
-    steps = [r for r in records if r.get("event") == "step"]
-    rank0 = sorted((r for r in steps if r.get("rank") == 0), key=lambda r: r["step"])
-    checks = plan.get("checks", [])
-
-    if "all_ranks_reported" in checks:
-        missing = sorted(set(range(world)) - set(reported))
-        if missing:
-            where = sorted({nodes[r // ppn] for r in missing if r // ppn < len(nodes)})
-            failures.append(f"rank(s) {', '.join(map(str, missing))} did not report "
-                            f"(node {', '.join(where)})")
-    if "no_nan" in checks:
-        bad = next((r for r in steps if not _finite(r.get("loss"))), None)
-        if bad is not None:
-            failures.append(f"non-finite loss {bad.get('loss')!r} at step {bad.get('step')} "
-                            f"on rank {bad.get('rank')}")
-    loss_first = loss_last = None
-    losses = [r["loss"] for r in rank0 if _finite(r.get("loss"))]
-    if losses:
-        loss_first, loss_last = _loss_trend(losses)
-    if "loss_decreased" in checks:
-        if len(losses) < 2:
-            failures.append("loss_decreased: fewer than 2 training steps recorded")
-        elif not loss_last < loss_first:
-            failures.append(f"loss did not fall (first {loss_first:.4f} -> last {loss_last:.4f})")
-    collectives = [r for r in records if r.get("event") == "collective"]
-    if "all_correct" in checks:
-        if not collectives:
-            failures.append("all_correct: no collective results recorded")
-        wrong = [r for r in collectives if r.get("supported", True) and r.get("correct") is not True]
-        if wrong:
-            failures.append("wrong results: " + ", ".join(f"{r['op']}@{r['bytes']}B" for r in wrong[:5]))
+    facts = RunFacts(records, nodes, ppn, world, statuses)
+    failures = judge(facts, plan.get("checks", []))
+    steps, rank0, reported, collectives = facts.steps, facts.rank0, facts.reported, facts.collectives
+    loss_first, loss_last = loss_trend(facts.losses) if facts.losses else (None, None)
 
     node_env, env_failures = environment_of(run_dir, plan)
     failures[:0] = env_failures  # the environment is the cause of whatever else went wrong

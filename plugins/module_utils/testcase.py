@@ -14,9 +14,10 @@ from typing import Any
 
 import yaml
 
+from ansible_collections.awsome.distributed_training.plugins.module_utils.run_checks import CHECKS
+
 MAX_NODES = 64
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-CHECKS = {"all_ranks_reported", "no_nan", "loss_decreased", "all_correct"}
 LAUNCH_MODES = ("torchrun", "command")
 # What the preflight imports to prove a node (or an image) holds the case's framework, unless the
 # manifest names the module itself (environment.import).
@@ -62,7 +63,7 @@ def _check_manifest(m: Any, path: str) -> None:
     for pname, spec in m["parameters"].items():
         if spec.get("type") not in TYPES:
             raise ManifestError(f"{path}: parameter {pname!r} has unknown type {spec.get('type')!r}")
-    unknown = set(m["success"].get("checks", [])) - CHECKS
+    unknown = set(m["success"].get("checks", [])) - set(CHECKS)
     if unknown:
         raise ManifestError(f"{path}: unknown success checks {sorted(unknown)}")
     for preset, body in m["presets"].items():

@@ -124,7 +124,8 @@ def test_a_rank_failing_on_one_node_fails_the_play_with_that_nodes_error(local_c
     assert proc.returncode != 0
     assert "node2: exited 1: " in proc.stdout and "injected failure on rank 1" in proc.stdout
     s = summary_of(results_of(proc))
-    assert s["status"] == "failed" and any("did not report" in f for f in s["failures"])
+    assert s["status"] == "failed" and s["failures"][0].startswith("node2: exited 1: ")
+    assert any(f.startswith("rank(s) 1 ") for f in s["failures"])
     no_job_left(local_cluster)
 
 

@@ -53,8 +53,8 @@ def test_missing_rank_flat_loss_and_nan_are_each_reported(tmp_path):
     s = summarize(str(make_run(tmp_path, losses=[str(x) if x != x else x for x in losses], ranks=(0,))), PLAN)
     assert s["status"] == "failed"
     text = " | ".join(s["failures"])
-    assert "rank(s) 1 did not report (node node2)" in text
-    assert "non-finite loss 'nan' at step 11 on rank 0" in text
+    assert "rank(s) 1 wrote nothing (node node2)" in text
+    assert "loss is 'nan' at step 11 on rank 0" in text
     assert "loss did not fall (first 5.0000 -> last 5.0000)" in text
 
 
@@ -175,3 +175,30 @@ def test_the_report_reads_like_a_report_and_the_index_trends_every_run(tmp_path)
     index = (root / "index.html").read_text()
     assert index.count('href="r') == 4  # results/latest is not a second copy of r3
     assert "fell 10 % below the median" in index and "<svg" in index
+
+
+def test_the_first_failure_line_says_what_happened_first_and_where(tmp_path):
+    """node3 vanished at step 20 (nothing came back from it); node1 and node2 then lost their peer."""
+    plan = PLAN | {"nodes": ["node1", "node2", "node3"], "world_size": 3}
+    peer = "Traceback (most recent call last):\nRuntimeError: [gloo] Connection reset by peer\n"
+    run = make_run(tmp_path, rc=(1, 1), log=peer, steps=20)
+    for rank in (0, 1):  # the survivors trained 20 steps, then stopped without their end record
+        path = run / "nodes" / f"node{rank + 1}" / f"metrics-rank{rank}.jsonl"
+        path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:-1]))
+    s = summarize(str(run), plan)
+    assert s["failures"][0] == "node3 lost at step 20 (unreachable)"
+    assert "rank(s) 2 wrote nothing (node node3)" in s["failures"]
+    # Ranks that wrote 20 steps are not called silent.
+    assert "rank(s) 0, 1 stopped before the end (last step 20) (node node1, node2)" in s["failures"]
+
+
+def test_a_timeout_and_a_nan_are_named_with_their_step(tmp_path):
+    run = make_run(tmp_path, rc=(124, 143), steps=12)
+    (run / "nodes" / "node1" / "reason").write_text("timeout after 60s\n")
+    (run / "nodes" / "node2" / "reason").write_text("stopped: node1 failed\n")
+    s = summarize(str(run), PLAN)
+    assert s["failures"][0] == "timeout after 60s at step 12 (node1)"
+    assert "node2: stopped: node1 failed" in s["failures"]
+    losses = [4.0, 3.9, float("nan"), 3.8]
+    s = summarize(str(make_run(tmp_path / "nan", losses=losses, rc=(0, 0))), PLAN)
+    assert s["failures"][0] == "loss is nan at step 3 on rank 0"
