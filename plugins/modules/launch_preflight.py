@@ -21,6 +21,14 @@ options:
   runtime: {description: podman or enroot (ssh mode) or pyxis (slurm mode)., type: str, default: podman}
   container_python: {description: The interpreter inside the image., type: str, default: python3}
   env_hint: {description: How to build the case's environment (quoted when the import fails)., type: str, default: ""}
+  shared_marker:
+    description: A file the head node just wrote in the shared directory; every node must see it.
+    type: str
+    default: ""
+  resume_dir:
+    description: Checkpoint directory a resumed run reads; it must hold a complete checkpoint (step-*/COMPLETE).
+    type: str
+    default: ""
 author: awsome.distributed_training developers
 """
 
@@ -139,6 +147,23 @@ def check_container(p: dict, problems: list[str], result: dict) -> None:
     result["framework_version"] = probe.get("version", "")
 
 
+def complete_checkpoints(directory: str) -> list[str]:
+    """Checkpoints a run may resume from: step-* directories with dtcase's COMPLETE marker."""
+    return sorted(os.path.basename(os.path.dirname(p))
+                  for p in glob.glob(os.path.join(directory, "step-*", "COMPLETE")))
+
+
+def check_resume(resume_dir: str, problems: list[str]) -> None:
+    if complete_checkpoints(resume_dir):
+        return
+    # <shared_root>/<run-id>/checkpoints: name the runs that do have one.
+    shared_root = os.path.dirname(os.path.dirname(resume_dir.rstrip("/")))
+    runs = sorted(os.path.basename(os.path.dirname(os.path.dirname(p)))
+                  for p in glob.glob(os.path.join(shared_root, "*", "checkpoints", "step-*", "COMPLETE")))
+    known = ", ".join(dict.fromkeys(runs)) or "none"
+    problems.append(f"resume_from: no complete checkpoint in {resume_dir} (runs with one: {known})")
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -150,6 +175,8 @@ def main() -> None:
             "runtime": {"type": "str", "default": "podman", "choices": ["podman", "enroot", "pyxis"]},
             "container_python": {"type": "str", "default": "python3"},
             "env_hint": {"type": "str", "default": ""},
+            "shared_marker": {"type": "str", "default": ""},
+            "resume_dir": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -165,6 +192,12 @@ def main() -> None:
             problems.append(f"{p['python']} cannot import {p['framework_module']}: {probe['error']}{hint}")
         result["framework_version"] = probe.get("version", "")
         result["gpus"] = probe.get("gpus", result["gpus"])
+    if p["shared_marker"] and not os.path.exists(p["shared_marker"]):
+        problems.append(f"{os.path.dirname(p['shared_marker'])} is not shared with the head node (its marker "
+                        f"is not there): checkpoints of a multi-node run need launcher_shared_root on a "
+                        f"shared file system")
+    if p["resume_dir"]:
+        check_resume(p["resume_dir"], problems)
     if p["accelerator"] == "cuda" and result["gpus"] < p["procs_per_node"]:
         problems.append(f"{result['gpus']} GPU(s) for {p['procs_per_node']} processes")
     module.exit_json(changed=False, problems=problems, **result)

@@ -182,3 +182,24 @@ def test_an_unreachable_node_stops_the_run_before_launch(local_cluster, tmp_path
     assert "unreachable node(s): node2; nothing was launched" in proc.stdout
     assert (set(work.glob("*")) if work.exists() else set()) == before
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_mistyped_resume_from_is_refused(local_cluster):
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", "resume_from=fsdp-no-such-run",
+                        "-e", '{"params": {"resume": true}}', inventory=local_cluster)
+    assert proc.returncode != 0
+    assert re.search(r"node1: resume_from: no complete checkpoint in \S+/fsdp-no-such-run/checkpoints "
+                     r"\(runs with one: [^)]*\); nothing was launched", proc.stdout), proc.stdout[-2000:]
+
+
+def test_a_shared_root_that_is_not_shared_is_refused(local_cluster, tmp_path):
+    inv = yaml.safe_load(local_cluster.read_text())
+    # node2 keeps its "shared" checkpoints somewhere node1 never writes: as on nodes without a shared FS.
+    inv["all"]["children"]["cluster"]["hosts"]["node2"]["launcher_shared_root"] = str(tmp_path / "node2-only")
+    split = tmp_path / "inventory.yml"
+    split.write_text(yaml.safe_dump(inv))
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", inventory=split)
+    assert proc.returncode != 0
+    assert (f"node2: {tmp_path / 'node2-only'} is not shared with the head node (its marker is not there)"
+            in proc.stdout), proc.stdout[-2000:]
+    assert "Start the job on every node" not in proc.stdout
