@@ -185,8 +185,9 @@ def test_an_unreachable_node_stops_the_run_before_launch(local_cluster, tmp_path
 
 
 def test_a_mistyped_resume_from_is_refused(local_cluster):
-    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", "resume_from=fsdp-no-such-run",
-                        "-e", '{"params": {"resume": true}}', inventory=local_cluster)
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny",
+                        "-e", "resume_from=fsdp-no-such-run", "-e", '{"params": {"resume": true}}',
+                        inventory=local_cluster)
     assert proc.returncode != 0
     assert re.search(r"node1: resume_from: no complete checkpoint in \S+/fsdp-no-such-run/checkpoints "
                      r"\(runs with one: [^)]*\); nothing was launched", proc.stdout), proc.stdout[-2000:]
