@@ -13,6 +13,25 @@ export ANSIBLE_CONFIG=$PWD/ansible.cfg NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE
 mkdir -p .collections/ansible_collections/awsome results/gpu
 ln -sfn ../../.. .collections/ansible_collections/awsome/distributed_training
 
+# The fsdp trainer by torchrun directly, without the playbook around it (~35 s per run here, which a
+# device call's budget may not hold): a preset's arguments as the launcher plans them, plus overrides.
+direct() {  # direct NAME MIN_SECONDS PRESET PARAMS_JSON [trainer args ...]
+  local name=$1 need=$2 preset=$3 params=$4 left=$(( deadline - $(date +%s) )) out=results/gpu/$1 t0 args
+  shift 4
+  [[ "$only" == *" $name "* ]] || return 0
+  if [ "$left" -lt "$need" ]; then echo "== $name: skipped (${left}s left, needs ${need}s)"; return; fi
+  args=$(python3 -c 'import json, sys; sys.path.insert(0, "plugins/module_utils"); import testcase as t
+print(" ".join(t.resolve(t.load_manifest("test_cases", "fsdp"), preset=sys.argv[1], params=json.loads(sys.argv[2]),
+                         hosts=["local"], target="all")["args"]))' "$preset" "$params") || return
+  rm -rf "$out"; mkdir -p "$out"
+  t0=$(date +%s)
+  # shellcheck disable=SC2086  # args: the planned arguments, one word each
+  PYTHONPATH=test_cases/common:test_cases/fsdp/src OMP_NUM_THREADS=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True \
+    timeout "$left" python3 -m torch.distributed.run --standalone --nproc-per-node "${GPUS:-4}" \
+    test_cases/fsdp/src/train.py $args --output-dir "$out" "$@" > "$out/torchrun.log" 2>&1
+  echo "== $name: rc=$? in $(( $(date +%s) - t0 ))s (torchrun)"
+}
+
 run() {  # run NAME MIN_SECONDS PLAYBOOK ARGS...
   local name=$1 need=$2 left=$(( deadline - $(date +%s) )) t0
   shift 2
@@ -26,6 +45,18 @@ run() {  # run NAME MIN_SECONDS PLAYBOOK ARGS...
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'nccl', torch.cuda.nccl.version())"
+# torchtitan itself on the same machine (by name, first): the anchor the presets are measured against.
+anchor() {  # anchor NAME [scripts/torchtitan_anchor.py options]
+  local name=$1 t0
+  shift
+  [[ "$only" == *" $name "* ]] || return 0
+  t0=$(date +%s)
+  timeout $(( deadline - t0 )) python3 scripts/torchtitan_anchor.py "results/gpu/$name" --gpus "${GPUS:-4}" "$@"
+  echo "== $name: rc=$? in $(( $(date +%s) - t0 ))s"
+}
+anchor torchtitan_8b
+anchor torchtitan_8b_fp8 --float8 tensorwise
+anchor torchtitan_8b_fp8_rowwise --float8 rowwise
 fsdp8b=(playbooks/run_fsdp.yml -e preset=h100-llama3-8b)
 # 43 steps: rank 0 profiles the last 3 (profile-rank0.json), outside the 11-40 window.
 run fsdp8b_compile 110 "${fsdp8b[@]}" -e '{"params": {"steps": 43, "profile": true}}'
@@ -51,12 +82,27 @@ if [ "$only" != "  " ]; then
   norecord="\"instance_env\": {$nvls, \"TORCH_NCCL_AVOID_RECORD_STREAMS\": \"1\"}"
   run fsdp8b_norecord 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43}, $norecord}"
   run fsdp8b_norecord_noac 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"ac\": \"none\"}, $norecord}"
-fi
-# torchtitan itself on the same machine (by name): the anchor the preset is measured against.
-if [[ "$only" == *" torchtitan_8b "* ]]; then
-  t0=$(date +%s)
-  timeout $(( deadline - t0 )) python3 scripts/torchtitan_anchor.py results/gpu/torchtitan_8b --gpus "${GPUS:-4}"
-  echo "== torchtitan_8b: rc=$? in $(( $(date +%s) - t0 ))s"
+  # float8 (by name; torchao importable): the fp8 preset profiled past step 30, rowwise scaling
+  # instead of tensorwise, and 100 steps of the fp8 and bf16 presets on the same seed and data for
+  # the loss parity (their 11-40 means are the throughput figures too).
+  fp8=(playbooks/run_fsdp.yml -e preset=h200-llama3-8b-fp8)
+  run fsdp8b_fp8 90 "${fp8[@]}" -e '{"params": {"steps": 33, "profile": true}}'
+  run fsdp8b_fp8_rowwise 90 "${fp8[@]}" -e '{"params": {"steps": 30, "float8": "rowwise",
+    "float8_all_gather": false}}'
+  run fsdp8b_fp8_100 150 "${fp8[@]}" -e '{"params": {"steps": 100}}'
+  run fsdp8b_bf16_100 160 "${fsdp8b[@]}" -e '{"params": {"steps": 100}}'
+  # What a save costs training (by name): llama3-1b, saves at steps 10 and 20, synchronous, then
+  # written by a background thread, then by a background process (summarize_runs.py: "checkpoint cost").
+  ck='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
+  run ckpt_sync 70 playbooks/run_fsdp.yml -e "{$ck}}"
+  run ckpt_thread 60 playbooks/run_fsdp.yml -e "{$ck, \"async_checkpoint\": \"thread\"}}"
+  run ckpt_process 60 playbooks/run_fsdp.yml -e "{$ck, \"async_checkpoint\": \"process\"}}"
+  # The same comparisons by torchrun directly (see direct()), for one call's budget.
+  direct fsdp8b_fp8_100_tr 120 h200-llama3-8b-fp8 '{"steps": 100, "profile": true}'
+  direct fsdp8b_bf16_100_tr 130 h100-llama3-8b '{"steps": 100}'
+  ckd='{"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
+  direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr
+  direct ckpt_thread_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"thread\"}" --checkpoint-dir /var/tmp/ckpt_thread_tr
 fi
 run nccl_sweep 40 playbooks/run_nccl.yml -e preset=h100-sweep
 ckpt='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "checkpoint_every": 5'
@@ -64,8 +110,14 @@ run ckpt_save 60 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 10}}"
 saved=$(basename "$(readlink -f results/gpu/ckpt_save)")
 run ckpt_resume 80 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 15, \"resume\": true}, \"resume_from\": \"$saved\"}"
 
-runs=(); for d in results/gpu/*/; do [ -f "$d/summary.json" ] && runs+=("${d%/}"); done
+runs=(); for d in results/gpu/*/; do [ -f "$d/summary.json" ] || [ -f "$d/metrics-rank0.jsonl" ] && runs+=("${d%/}"); done
 compare=()
 [ -d results/gpu/fsdp8b_compile ] && [ -d results/gpu/fsdp8b_eager ] && \
   compare=(--compare-loss results/gpu/fsdp8b_compile results/gpu/fsdp8b_eager --steps 20)
 python3 scripts/summarize_runs.py "${runs[@]}" "${compare[@]}"
+# float8 against bf16, same seed and data, 100 steps (the tolerance is docs/performance.md's).
+for tr in "" _tr; do
+  [ -d results/gpu/fsdp8b_fp8_100$tr ] && [ -d results/gpu/fsdp8b_bf16_100$tr ] && python3 scripts/summarize_runs.py \
+    --compare-loss results/gpu/fsdp8b_fp8_100$tr results/gpu/fsdp8b_bf16_100$tr --steps 100
+done
+for f in results/gpu/torchtitan*/anchor.json; do [ -f "$f" ] && echo "$f: $(tr -d "\n" < "$f")"; done

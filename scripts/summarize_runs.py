@@ -12,17 +12,67 @@ import json
 from pathlib import Path
 
 
+def rank0_records(run_dir: Path) -> list[dict]:
+    """The launcher's merged metrics.jsonl, or the trainer's own file of a run started by torchrun."""
+    merged = run_dir / "metrics.jsonl"
+    path = merged if merged.is_file() else run_dir / "metrics-rank0.jsonl"
+    recs = (json.loads(line) for line in path.read_text().splitlines())
+    return [r for r in recs if r.get("rank", 0) == 0]
+
+
+def direct_summary(run_dir: Path) -> dict:
+    """summary.json's fields for a run without the launcher: means over steps 11-40 (the launcher's
+    window), peak memory over all steps."""
+    recs = rank0_records(run_dir)
+    start = next(r for r in recs if r["event"] == "start")
+    steps = [r for r in recs if r["event"] == "step"]
+    end = [r for r in recs if r["event"] == "end"]
+    window = [r for r in steps if 11 <= r["step"] <= 40 and not r.get("profiled")]
+    steady: dict = {"window": [11, 40]}
+    for k in ("tokens_per_s_per_device", "tflops_per_device", "mfu"):
+        if window:
+            steady[k] = sum(r[k] for r in window) / len(window)
+    return {"test_case": "fsdp", "preset": f"{run_dir.name} (torchrun)", "params": start["config"],
+            "status": end[0]["status"] if end else "failed", "steady": steady,
+            "peak_mem_gib_max": max((r["peak_mem_gib"] for r in steps), default=None),
+            "peak_reserved_gib_max": max((r.get("peak_reserved_gib", 0) for r in steps), default=None)}
+
+
 def rank0_losses(run_dir: Path) -> dict[int, float]:
-    out = {}
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if rec.get("event") == "step" and rec.get("rank") == 0:
-            out[rec["step"]] = rec["loss"]
+    return {r["step"]: r["loss"] for r in rank0_records(run_dir) if r.get("event") == "step"}
+
+
+def checkpoint_costs(records: list[dict], first_step: int = 6) -> list[dict]:
+    """Training time each save cost, from one rank's records: the seconds training stood still
+    (the whole save when synchronous; waiting for the previous save plus the copy to host memory
+    when asynchronous) plus, for an asynchronous save, how much longer than a normal step the steps
+    were while it was written in the background. A normal step is the median step time from
+    ``first_step`` on (compile and warm-up before), outside every background write."""
+    steps = {r["step"]: r["step_time_s"] for r in records if r.get("event") == "step"}
+    ckpt = [r for r in records if r.get("event") == "checkpoint"]
+    done = {r["step"]: r for r in ckpt if r["action"] == "complete"}
+    saves = [r for r in ckpt if r["action"] == "save"]
+    window = {s["step"]: range(s["step"] + 1, done[s["step"]]["at_step"] + 1 if s["step"] in done else 0)
+              for s in saves}
+    busy = {k for w in window.values() for k in w}
+    normal = sorted(t for k, t in steps.items() if k >= first_step and k not in busy)
+    if not normal:
+        return []
+    median = normal[len(normal) // 2]
+    out = []
+    for s in saves:
+        end = done.get(s["step"])
+        during = [steps[k] - median for k in window[s["step"]] if k in steps]
+        out.append({"step": s["step"], "mode": s.get("mode", "sync"), "stopped_s": s["seconds"],
+                    "slower_steps_s": round(sum(during), 3), "steps_during": len(during),
+                    "lost_s": round(s["seconds"] + sum(during), 3), "normal_step_s": median,
+                    "written_s": end["seconds"] if end else s["seconds"]})
     return out
 
 
 def row(run_dir: Path) -> str:
-    s = json.loads((run_dir / "summary.json").read_text())
+    summary = run_dir / "summary.json"
+    s = json.loads(summary.read_text()) if summary.is_file() else direct_summary(run_dir)
     st = s["steady"]
 
     def fmt(v, spec):
@@ -51,10 +101,16 @@ def main() -> None:
     for run in a.runs:
         print(row(run))
     for run in a.runs:
-        for c in json.loads((run / "summary.json").read_text()).get("checkpoints", []):
+        for c in (r for r in rank0_records(run) if r.get("event") == "checkpoint"):
             print(f"checkpoint {c['action']:<4} at step {c['step']:>3}: {c['seconds']:.2f} s  ({run.name})")
+        for c in checkpoint_costs(rank0_records(run)):
+            print(f"checkpoint cost at step {c['step']:>3} ({c['mode']}): training stopped "
+                  f"{c['stopped_s']:.2f} s, {c['steps_during']} steps during the write "
+                  f"{c['slower_steps_s']:+.2f} s -> lost "
+                  f"{c['lost_s']:.2f} s (normal step {c['normal_step_s']:.3f} s; written in "
+                  f"{c['written_s']:.2f} s)  ({run.name})")
     for run in a.runs:
-        for prof in sorted((run / "nodes").glob("*/profile-rank0.json")):
+        for prof in sorted([*(run / "nodes").glob("*/profile-rank0.json"), *run.glob("profile-rank0.json")]):
             d = json.loads(prof.read_text())
             fams = ", ".join(f"{k} {v:.0f}" for k, v in d["families_ms_per_step"].items())
             print(f"profile ({run.name}, steps {d['steps']}): {d['ms_per_step']:.0f} ms/step of "
@@ -69,8 +125,10 @@ def main() -> None:
             raise SystemExit(f"no common steps in 1-{a.steps}: {a.compare_loss[0]} vs {a.compare_loss[1]}")
         diffs = [abs(la[s] - lb[s]) for s in steps]
         rel = [abs(la[s] - lb[s]) / abs(lb[s]) for s in steps]
+        early = [r for s, r in zip(steps, rel, strict=True) if s <= 10]
         print(f"loss agreement over steps 1-{a.steps} ({len(steps)} steps): max |diff| {max(diffs):.4f}, "
-              f"max rel {max(rel):.2%}; first {la[steps[0]]:.4f}/{lb[steps[0]]:.4f}, "
+              f"max rel {max(rel):.2%} (steps 1-10: {max(early, default=0):.2%}); "
+              f"first {la[steps[0]]:.4f}/{lb[steps[0]]:.4f}, "
               f"last {la[steps[-1]]:.4f}/{lb[steps[-1]]:.4f}")
         # Per-step loss is noisy once training moves fast; the mean of the later half shows drift.
         late = steps[len(steps) // 2:]

@@ -7,10 +7,15 @@ reduce, selective (per-op) activation checkpointing, compiled model and loss. Th
 network, so the tokenizer and the data are made here from the project's corpus (byte-level text):
 the model keeps Llama-3's 128,256-entry vocabulary, which is all the throughput depends on.
 Prints the mean tokens/s/GPU, TFLOPS, MFU and peak reserved memory over steps 11-40 as JSON.
+``--float8 tensorwise`` adds torchtitan's float8 converter (torchao): the block linears in float8 with
+dynamic tensorwise scaling, float8 FSDP all-gather with precomputed scales, the output layer in bf16;
+``--float8 rowwise`` uses torchao's rowwise recipe instead (no float8 all-gather: torchao refuses it).
 
-  python3 scripts/torchtitan_anchor.py OUT_DIR [--gpus 4] [--steps 40] [--extra torchtitan args...]
-Needs torchtitan 0.2.2 importable; on the offline GPU machine carry its wheels with the others:
-torchtitan==0.2.2 torchdata datasets dill multiprocess tyro docstring-parser typeguard tomli.
+  python3 scripts/torchtitan_anchor.py OUT_DIR [--gpus 4] [--steps 40] [--float8 none|tensorwise|rowwise]
+                                       [--extra torchtitan args...]
+Needs torchtitan 0.2.2 importable (and torchao 0.17 for --float8); on the offline GPU machine carry
+their wheels with the others: torchtitan==0.2.2 torchao==0.17.0 torchdata datasets dill multiprocess
+tyro docstring-parser typeguard tomli.
 Writes OUT_DIR/anchor.json (not summary.json: that name is the launcher's run summary).
 """
 import argparse
@@ -27,6 +32,19 @@ from dtcase.data import corpus_tokens  # noqa: E402
 
 STEP = re.compile(r"step:\s*(\d+)\s+loss:\s*([\d.]+).*?memory:\s*([\d.]+)GiB.*?tps:\s*([\d,]+)"
                   r".*?tflops:\s*([\d,.]+).*?mfu:\s*([\d.]+)%")
+
+
+def float8_args(recipe: str) -> list[str]:
+    """torchtitan 0.2.2's command-line options for its float8 converter (none: bf16 as before)."""
+    if recipe == "none":
+        return []
+    base = ["--model.converters", "quantize.linear.float8", "--quantize.linear.float8.filter_fqns", "output"]
+    if recipe == "tensorwise":
+        return [*base, "--quantize.linear.float8.enable_fsdp_float8_all_gather",
+                "--quantize.linear.float8.precompute_float8_dynamic_scale_for_fsdp"]
+    if recipe == "rowwise":
+        return [*base, "--quantize.linear.float8.recipe_name", "rowwise"]
+    raise ValueError(f"unknown float8 recipe {recipe!r}: expected none, tensorwise or rowwise")
 
 
 def write_assets(out: Path, n_tokens: int) -> tuple[Path, Path]:
@@ -83,6 +101,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--flavor", default="8B")
     ap.add_argument("--seq-len", type=int, default=8192)
+    ap.add_argument("--float8", default="none", choices=["none", "tensorwise", "rowwise"])
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -97,16 +116,18 @@ def main() -> None:
         "--activation_checkpoint.mode", "selective", "--activation_checkpoint.selective_ac_option", "op",
         "--compile.enable", "--optimizer.lr", "3e-4", "--lr_scheduler.warmup_steps", "10",
         "--metrics.log_freq", "1", "--metrics.disable_color_printing",
-        "--checkpoint.no-enable", "--job.dump_folder", str(a.out / "dump"), *a.extra,
+        "--checkpoint.no-enable", "--job.dump_folder", str(a.out / "dump"), *float8_args(a.float8), *a.extra,
     ]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(a.gpus),
            "-m", "torchtitan.train", *args]
-    env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+    env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", "NCCL_NVLS_ENABLE": "0",
+           "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     log = a.out / "torchtitan.log"
     with log.open("w") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
-    summary = {"rc": rc, **summarize(parse_steps(log.read_text(errors="replace")), a.steps), "log": str(log)}
+    steps = parse_steps(log.read_text(errors="replace"))
+    summary = {"rc": rc, "float8": a.float8, **summarize(steps, a.steps), "log": str(log)}
     (a.out / "anchor.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     if rc != 0 or "tokens_per_s_per_device" not in summary:

@@ -39,3 +39,17 @@ def test_summary_averages_the_window_and_leaves_out_warm_up():
 def test_a_log_without_steps_in_the_window_has_no_figures():
     out = anchor.summarize(anchor.parse_steps(LOG.splitlines()[1]), last=40)
     assert out["steps_logged"] == 1 and "tokens_per_s_per_device" not in out
+
+
+def test_float8_options_name_torchtitans_converter_and_keep_the_output_layer_in_bf16():
+    assert anchor.float8_args("none") == []
+    tensorwise = anchor.float8_args("tensorwise")
+    assert tensorwise[:4] == ["--model.converters", "quantize.linear.float8",
+                              "--quantize.linear.float8.filter_fqns", "output"]
+    assert {"--quantize.linear.float8.enable_fsdp_float8_all_gather",
+            "--quantize.linear.float8.precompute_float8_dynamic_scale_for_fsdp"} <= set(tensorwise)
+    rowwise = anchor.float8_args("rowwise")
+    assert rowwise[-2:] == ["--quantize.linear.float8.recipe_name", "rowwise"]
+    assert not any("all_gather" in a for a in rowwise)  # torchao allows float8 all-gather for tensorwise only
+    with pytest.raises(ValueError, match="unknown float8 recipe 'mx'"):
+        anchor.float8_args("mx")

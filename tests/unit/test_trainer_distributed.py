@@ -60,8 +60,9 @@ def _losses(records: list[dict]) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("fsdp")
+    # Asynchronous saves (a background thread): the resume test below resumes from one of them.
     ranks = _launch("fsdp", root / "out", "--checkpoint-every", "6", "--checkpoint-dir", str(root / "ckpt"),
-                    "--ac", "selective")
+                    "--ac", "selective", "--async-checkpoint", "thread")
     return root, ranks
 
 
@@ -73,8 +74,11 @@ def test_fsdp_two_ranks_train_and_both_report(fsdp_run):
         assert all(r["rank"] == rank and r["world_size"] == 2 for r in records)
         assert records[0]["parallelism"] == "fsdp2" and records[0]["ac"] == "selective"
         assert records[-1]["status"] == "ok" and records[-1]["steps"] == 12
-        saves = [r for r in records if r["event"] == "checkpoint"]
-        assert [(s["step"], s["action"]) for s in saves] == [(6, "save"), (12, "save")]
+        ckpt = [r for r in records if r["event"] == "checkpoint"]
+        saves = [(r["step"], r["mode"]) for r in ckpt if r["action"] == "save"]
+        assert saves == [(6, "thread"), (12, "thread")]
+        done = [r for r in ckpt if r["action"] == "complete"]
+        assert [r["step"] for r in done] == [6, 12] and done[-1]["at_step"] == 12
     loss0, loss1 = _losses(ranks[0]), _losses(ranks[1])
     assert loss0 == loss1  # the logged loss is the global mean: the same on both ranks
     local = [{r["step"]: r["local_loss"] for r in recs if r["event"] == "step"} for recs in ranks]
@@ -85,6 +89,7 @@ def test_fsdp_two_ranks_train_and_both_report(fsdp_run):
 def test_fsdp_resume_continues_the_same_loss_trajectory(fsdp_run, tmp_path):
     root, ranks = fsdp_run
     ckpt = tmp_path / "ckpt"
+    assert sorted(p.name for p in (root / "ckpt").glob("step-*/COMPLETE")) == ["COMPLETE"] * 2
     shutil.copytree(root / "ckpt" / "step-00000006", ckpt / "step-00000006")  # as if it died at step 9
     resumed = _launch("fsdp", tmp_path / "out", "--checkpoint-dir", str(ckpt), "--resume",
                       "--ac", "selective")

@@ -47,6 +47,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                    help="auto: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save every K steps (0: never)")
     p.add_argument("--checkpoint-dir", default=None, help="shared by all nodes")
+    p.add_argument("--async-checkpoint", default="none", choices=checkpoint.ASYNC_MODES,
+                   help="write checkpoints in the background (thread or process) while training goes on")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=False,
                    help="continue from the latest complete checkpoint in --checkpoint-dir, if any")
     p.add_argument("--output-dir", default="out", help="node-local: metrics-rank<R>.jsonl")
@@ -113,6 +115,13 @@ def _grad_norm(model: nn.Module, max_norm: float) -> torch.Tensor:
     return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
 
 
+def _report_complete(metrics: MetricsWriter, done: tuple[int, float] | None, at_step: int) -> None:
+    """An asynchronous save finished (and is marked complete) once step ``at_step`` had run."""
+    if done is not None:
+        metrics.write("checkpoint", step=done[0], action="complete", seconds=round(done[1], 3),
+                      at_step=at_step)
+
+
 @dataclass
 class TrainSetup:
     """What a trainer hands to :func:`train`."""
@@ -123,6 +132,7 @@ class TrainSetup:
     base: Transformer               # the unwrapped module, for counts and config
     dtype: torch.dtype
     forward_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    after_optimizer_step: Callable[[], None] | None = None    # e.g. float8 scale precomputation
     facts: dict = field(default_factory=dict)   # case-specific start-event fields
 
 
@@ -156,6 +166,8 @@ def train(setup: TrainSetup) -> int:
     loss_fn = torch.compile(cross_entropy) if args.compile else cross_entropy
     profiler = StepProfiler(args.profile, rank=ctx.rank, total_steps=args.steps, device=ctx.device,
                             output_dir=args.output_dir)
+    saver = (checkpoint.AsyncSaver(args.async_checkpoint, ctx.device)
+             if args.checkpoint_every and args.async_checkpoint != "none" else None)
     tokens_per_step = args.local_batch_size * args.seq_len
     status, code, last = "ok", 0, done
     t_last, since_log = time.perf_counter(), 0
@@ -172,6 +184,8 @@ def train(setup: TrainSetup) -> int:
         loss.backward()
         grad_norm = _grad_norm(model, args.grad_clip)
         optimizer.step()
+        if setup.after_optimizer_step is not None:
+            setup.after_optimizer_step()
         optimizer.zero_grad(set_to_none=True)
         profiler.after(step)
         since_log, last = since_log + 1, step
@@ -195,12 +209,30 @@ def train(setup: TrainSetup) -> int:
             if not math.isfinite(global_loss):
                 status, code = "non_finite_loss", EXIT_NON_FINITE
                 break
+        if saver is not None:
+            _report_complete(metrics, saver.poll(), step)
+            if step == done + 1:  # the optimizer state exists now: size the host copy once
+                seconds = saver.prepare(model, optimizer)
+                metrics.write("checkpoint", step=step, action="prepare", seconds=round(seconds, 3))
+                t_last, since_log = time.perf_counter(), 0
         if args.checkpoint_every and step % args.checkpoint_every == 0:
-            path, seconds = checkpoint.save(args.checkpoint_dir, step, model, optimizer)
-            metrics.write("checkpoint", step=step, action="save", seconds=round(seconds, 3), path=str(path))
+            if saver is not None:
+                t0 = time.perf_counter()
+                _report_complete(metrics, saver.wait(), step)  # one save in flight at most
+                if ctx.device.type == "cuda":
+                    torch.cuda.synchronize(ctx.device)  # the optimizer's writes land before the copy
+                path, _ = saver.save(args.checkpoint_dir, step, model, optimizer)
+                seconds = time.perf_counter() - t0
+            else:
+                path, seconds = checkpoint.save(args.checkpoint_dir, step, model, optimizer)
+            # seconds: how long training stood still (for an asynchronous save, the copy to host memory).
+            metrics.write("checkpoint", step=step, action="save", seconds=round(seconds, 3), path=str(path),
+                          mode=args.async_checkpoint if saver is not None else "sync")
             # Checkpoint time is reported on its own, not as step time.
             t_last, since_log = time.perf_counter(), 0
 
+    if saver is not None:  # the last save must be on disk (and marked) before the process exits
+        _report_complete(metrics, saver.close(), last)
     metrics.write("end", status=status, steps=last, steps_run=last - done,
                   wall_s=round(time.perf_counter() - wall0, 3))
     metrics.close()

@@ -1,8 +1,10 @@
-"""Activation checkpointing, torch.compile and FSDP2 for the Llama model (applied in that order)."""
+"""float8 linears, activation checkpointing, torch.compile and FSDP2 for the Llama model (applied in
+that order)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
@@ -13,6 +15,8 @@ from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint
 from dtcase.model import Transformer
 
 AC_MODES = ("none", "selective", "full")
+FLOAT8_RECIPES = ("none", "tensorwise", "rowwise")
+FLOAT8_PACKAGE = "torchao"
 
 # Selective AC (torchtitan's "op" policy): inside each block keep the outputs of attention kernels,
 # reductions and every other matmul; recompute the rest (cheap pointwise ops, half the matmuls).
@@ -56,14 +60,56 @@ def apply_ac(model: Transformer, mode: str, every: int = 1) -> None:
             model.layers.register_module(name, checkpoint_wrapper(block, preserve_rng_state=False, **extra))
 
 
+def float8_linear_names(model: Transformer) -> list[str]:
+    """The linears float8 training converts: every projection inside the transformer blocks whose
+    dimensions are multiples of 16 (the float8 tensor cores' granularity). The output head stays
+    bf16 (its logits feed the loss), as do attention itself (SDPA) and the loss."""
+    return [f"layers.{name}" for name, mod in model.layers.named_modules()
+            if isinstance(mod, torch.nn.Linear) and all(d % 16 == 0 for d in mod.weight.shape)]
+
+
+def apply_float8(model: Transformer, recipe: str, all_gather: bool) -> Callable[[], None] | None:
+    """Swap the block linears for torchao's Float8Linear (dynamic scaling, ``recipe``). With
+    ``all_gather`` (tensorwise only) FSDP2 all-gathers the weights in float8, and the returned hook,
+    run after every optimizer step, computes all their scales in one all-reduce. Returns None when
+    there is nothing to run after the step."""
+    if recipe not in FLOAT8_RECIPES:
+        raise ValueError(f"unknown float8 recipe {recipe!r}: expected one of {FLOAT8_RECIPES}")
+    if all_gather and recipe != "tensorwise":
+        raise ValueError(f"float8 all-gather needs tensorwise scaling, got {recipe!r}")
+    if recipe == "none":
+        return None
+    from torchao.float8 import (
+        Float8LinearConfig,
+        convert_to_float8_training,
+        precompute_float8_dynamic_scale_for_fsdp,
+    )
+
+    if recipe == "tensorwise":
+        config = Float8LinearConfig(enable_fsdp_float8_all_gather=all_gather)
+    else:
+        config = Float8LinearConfig.from_recipe_name(recipe)
+        # Inductor must round the rowwise casts as eager does (pytorch/pytorch#150859), as torchtitan sets.
+        torch._inductor.config.emulate_precision_casts = True
+    chosen = set(float8_linear_names(model))
+    convert_to_float8_training(model, config=config, module_filter_fn=lambda _mod, fqn: fqn in chosen)
+    if not all_gather:
+        return None
+    return lambda: precompute_float8_dynamic_scale_for_fsdp(model)
+
+
 def apply_compile(model: Transformer) -> None:
     """Compile each block in place (names, hence checkpoints, are unchanged); blocks share one graph."""
     for block in model.layers.children():
         block.compile(fullgraph=True)
 
 
-def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtype: torch.dtype) -> None:
-    """FSDP2: one shard group per block, one for the embedding, one for norm + head, then the root."""
+def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtype: torch.dtype,
+               reshard: bool = True) -> None:
+    """FSDP2: one shard group per block, one for the embedding, one for norm + head, then the root.
+    ``reshard=False`` keeps every block's gathered weights from forward to backward: no second
+    all-gather (nor, with float8 all-gather, a second float8 cast of the weights), for the memory of
+    one unsharded copy of the blocks."""
     mesh = init_device_mesh(device_type, (world_size,))
     # cast_forward_inputs=False: activations are already in param_dtype (the embedding's output), and
     # the fp32 RoPE table that every block receives must stay fp32 (precision, and no cast per block).
@@ -72,14 +118,18 @@ def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtyp
     fully_shard(model.tok_embeddings, mesh=mesh, mp_policy=mp)
     for i, block in enumerate(blocks):
         # The last block's backward starts right after forward: keeping it gathered saves an all-gather.
-        fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=i < len(blocks) - 1)
+        fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=reshard and i < len(blocks) - 1)
     fully_shard([model.norm, model.output], mesh=mesh, mp_policy=mp, reshard_after_forward=False)
     fully_shard(model, mesh=mesh, mp_policy=mp)
 
 
 def parallelize(model: Transformer, *, ac: str, compile_blocks: bool, device_type: str, world_size: int,
-                param_dtype: torch.dtype, ac_every: int = 1) -> None:
+                param_dtype: torch.dtype, ac_every: int = 1, float8: str = "none",
+                float8_all_gather: bool = False, reshard: bool = True) -> Callable[[], None] | None:
+    """Returns what must run after every optimizer step (float8 scale precomputation), or None."""
+    after_step = apply_float8(model, float8, float8_all_gather)
     apply_ac(model, ac, ac_every)
     if compile_blocks:
         apply_compile(model)
-    apply_fsdp(model, device_type, world_size, param_dtype)
+    apply_fsdp(model, device_type, world_size, param_dtype, reshard)
+    return after_step

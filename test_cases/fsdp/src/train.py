@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import os
+import socket
+import sys
+
 import torch
-from parallelize import AC_MODES, parallelize
+from parallelize import AC_MODES, FLOAT8_PACKAGE, FLOAT8_RECIPES, parallelize
 
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.runtime import finish, init_distributed
 from dtcase.trainer import TrainSetup, base_parser, compute_dtype, parse_args, train
+
+
+def check_float8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One `error:` line, before any process group, for a float8 request this node cannot run."""
+    if args.float8_all_gather and args.float8 != "tensorwise":
+        parser.error(f"--float8-all-gather needs --float8 tensorwise, got {args.float8}")
+    if args.float8 == "none":
+        return
+    if importlib.util.find_spec(FLOAT8_PACKAGE) is None:
+        parser.error(f"--float8 {args.float8} needs the Python package {FLOAT8_PACKAGE!r} (torchao 0.17 for "
+                     f"torch 2.11), which {sys.executable} on {socket.gethostname()} cannot import; "
+                     f"install it or use --float8 none")
+    local = int(os.environ.get("LOCAL_RANK", "0"))  # its own GPU: no CUDA context on another rank's
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability(local) < (8, 9):
+        parser.error(f"--float8 {args.float8} needs a CUDA GPU of compute capability 8.9 or newer "
+                     f"(Ada, Hopper); this node has none")
 
 
 def main() -> int:
@@ -16,9 +38,17 @@ def main() -> int:
                         help="activation checkpointing per block: none | selective (op policy) | full")
     parser.add_argument("--ac-every", type=int, default=1,
                         help="apply --ac to every Nth block only (1: all); the others keep their activations")
+    parser.add_argument("--float8", default="none", choices=FLOAT8_RECIPES,
+                        help="float8 linears in the blocks (torchao, dynamic scaling): tensorwise | rowwise")
+    parser.add_argument("--float8-all-gather", action=argparse.BooleanOptionalAction, default=False,
+                        help="FSDP2 all-gathers float8 weights, scales precomputed after each step "
+                             "(tensorwise only)")
+    parser.add_argument("--reshard-after-forward", action=argparse.BooleanOptionalAction, default=True,
+                        help="free each block's gathered weights after forward (gather again in backward)")
     args = parse_args(parser)
     if args.ac_every < 1:
         parser.error(f"--ac-every must be >= 1, got {args.ac_every}")
+    check_float8(parser, args)
     ctx = init_distributed()
     dtype = compute_dtype(args, ctx.device)
     torch.manual_seed(args.seed)
@@ -27,19 +57,24 @@ def main() -> int:
         # Build on the meta device, shard, then allocate and initialise only the local shards.
         with torch.device("meta"):
             model = Transformer(margs, args.seq_len)
-        parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cuda",
-                    world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every)
+        after_step = parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cuda",
+                                 world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every,
+                                 float8=args.float8, float8_all_gather=args.float8_all_gather,
+                                 reshard=args.reshard_after_forward)
         model.to_empty(device=ctx.device)
         model.init_weights()
     else:
         # CPU: initialise the full model identically on every rank, then shard it.
         model = Transformer(margs, args.seq_len)
         model.init_weights()
-        parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cpu",
-                    world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every)
+        after_step = parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cpu",
+                                 world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every,
+                                 reshard=args.reshard_after_forward)
     return train(TrainSetup(args=args, ctx=ctx, model=model, base=model, dtype=dtype,
-                            facts={"parallelism": "fsdp2", "ac": args.ac,
-                                   "ac_every": args.ac_every}))
+                            after_optimizer_step=after_step,
+                            facts={"parallelism": "fsdp2", "ac": args.ac, "ac_every": args.ac_every,
+                                   "float8": args.float8, "float8_all_gather": args.float8_all_gather,
+                                   "reshard_after_forward": args.reshard_after_forward}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""fsdp's float8 plumbing: which linears convert, the refusals, the trainer's one-line preflight and the
+manifest's preset. The conversion itself needs torchao and a GPU of compute capability >= 8.9, which
+this machine lacks (neither is in the collection's venv): it runs on the GPU machine only
+(docs/performance.md, "float8")."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
+    load_manifest,
+    resolve,
+)
+from dtcase.model import MODEL_CONFIGS, Transformer
+from helpers import REPO
+
+FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
+sys.path.insert(0, str(FSDP_SRC))
+from parallelize import apply_float8, float8_linear_names  # noqa: E402
+
+
+def test_every_block_projection_converts_and_the_output_head_does_not():
+    model = Transformer(MODEL_CONFIGS["tiny"], 16)
+    names = float8_linear_names(model)
+    per_block = ["attention.wq", "attention.wk", "attention.wv", "attention.wo",
+                 "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
+    assert names == [f"layers.{b}.{p}" for b in range(4) for p in per_block]
+    assert "output" not in names and all(n.startswith("layers.") for n in names)
+
+
+def test_no_float8_leaves_the_model_alone_and_needs_no_torchao():
+    model = Transformer(MODEL_CONFIGS["tiny"], 16)
+    before = [type(m) for m in model.modules()]
+    assert apply_float8(model, "none", False) is None
+    assert [type(m) for m in model.modules()] == before
+
+
+@pytest.mark.parametrize(("recipe", "all_gather", "message"), [
+    ("rowwise", True, "float8 all-gather needs tensorwise scaling, got 'rowwise'"),
+    ("none", True, "float8 all-gather needs tensorwise scaling, got 'none'"),
+    ("mxfp8", False, "unknown float8 recipe 'mxfp8'"),
+])
+def test_bad_float8_requests_are_refused_before_anything_converts(recipe, all_gather, message):
+    with pytest.raises(ValueError, match=message):
+        apply_float8(Transformer(MODEL_CONFIGS["tiny"], 16), recipe, all_gather)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchao") is not None,
+                    reason="the missing-package message needs a Python without torchao")
+def test_the_trainer_names_the_missing_package_in_one_line_before_starting():
+    proc = subprocess.run([sys.executable, str(FSDP_SRC / "train.py"), "--float8", "tensorwise",
+                           "--float8-all-gather"], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    error = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "needs the Python package 'torchao'" in error[0], proc.stderr
+    assert sys.executable in error[0]
+
+
+def test_the_manifest_preset_asks_for_tensorwise_float8_with_float8_all_gather():
+    manifest = load_manifest(str(REPO / "test_cases"), "fsdp")
+    plan = resolve(manifest, preset="h200-llama3-8b-fp8", hosts=["gpu1"], target="all")
+    assert plan["params"]["float8"] == "tensorwise" and plan["params"]["float8_all_gather"] is True
+    args = plan["args"]
+    assert args[args.index("--float8") + 1] == "tensorwise" and "--float8-all-gather" in args
+    assert plan["params"]["model"] == "llama3-8b" and plan["accelerator"] == "cuda"
+    bf16 = resolve(manifest, preset="h100-llama3-8b", hosts=["gpu1"], target="all")
+    args = bf16["args"]
+    assert args[args.index("--float8") + 1] == "none" and "--no-float8-all-gather" in args
