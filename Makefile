@@ -18,7 +18,7 @@ export PATH             := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv collection-link images demo cluster cluster-down run \
-        test lint unit molecule integration benchmark ami image bundle clean
+        test lint unit molecule integration benchmark ami image bundle clean role-docs sanity
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ molecule: setup images ## Molecule scenarios
 integration: setup images ## simulated-cluster and moto-backed tests
 	pytest tests/integration
 
+role-docs: setup ## regenerate roles/*/README.md and docs/roles/ from the roles' argument specs
+	$(VENV)/bin/python scripts/gen_role_docs.py
+
+sanity: setup ## ansible-test sanity, offline (venvs cached in .state/sanity)
+	tests/sanity/run_sanity.sh
+
 benchmark: setup ## launch overhead: ansible-playbook vs torchrun by hand, 2 and 4 nodes
 	$(VENV)/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2
 
@@ -85,7 +91,7 @@ benchmark: setup ## launch overhead: ansible-playbook vs torchrun by hand, 2 and
 ami: setup ## bake an AMI: make ami PROFILE=gpu|neuron|cpu OS=ubuntu-22.04|ubuntu-24.04|al2023
 	scripts/packer_build.sh ami $(PROFILE) $(OS)
 
-image: setup images ## bake the container image (PROFILE=gpu|cpu)
+image: setup images ## bake a container image (PROFILE=gpu|cpu|training-cpu|training-cuda; training-*: also build/images/*.sqsh)
 	scripts/packer_build.sh container $(PROFILE)
 
 bundle: setup ## build the HyperPod lifecycle bundle into build/lifecycle

@@ -83,7 +83,7 @@ def build(resource: dict, params: dict, node_ip: str) -> tuple[dict, dict]:
     roles = group_roles(params)
     nodes = instances(resource)
     groups_present = {n["Group"] for n in nodes}
-    for name, (role, _) in roles.items():
+    for name, (role, _group) in roles.items():
         if name not in groups_present and role != "login":
             present = ", ".join(sorted(groups_present))
             raise ConfigError(f"provisioning_parameters.json names {role} group {name!r}, "

@@ -6,19 +6,7 @@ here once so both roles agree.
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: local_nvme_mount
-short_description: first candidate path that is a mount point backed by NVMe (or md RAID of NVMe)
-description:
-  - Given ansible_facts.mounts and a list of candidate mount points, return the first candidate
-    mounted from /dev/nvme* or /dev/md*; an empty string when none is.
-  - Only known candidates count: on Nitro instances EBS volumes are NVMe devices too, so "any
-    NVMe mount" would pick the root volume.
-positional: candidates
-options:
-  _input: {description: ansible_facts.mounts, type: list, required: true}
-  candidates: {description: mount points to try, in order, type: list, required: true}
-"""
+# Documentation: the adjacent <filter name>.yml (ansible-doc reads it).
 
 _LOCAL_DEVICE_PREFIXES = ("/dev/nvme", "/dev/md")
 

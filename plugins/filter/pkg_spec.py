@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: pkg_spec
-short_description: "{name: n, version: v} -> 'n=v' (apt) or 'n-v' (dnf); just 'n' without a version"
-positional: separator
-options:
-  _input: {description: a dict with name and optional version, type: dict, required: true}
-  separator: {description: "'=' for apt, '-' for dnf", type: str, required: true}
-"""
+# Documentation: the adjacent <filter name>.yml (ansible-doc reads it).
 
 
 def pkg_spec(pkg: dict, separator: str) -> str:

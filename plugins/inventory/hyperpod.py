@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: hyperpod
 short_description: SageMaker HyperPod cluster nodes as an inventory
 version_added: 0.1.0
-author: awsome.distributed_training contributors
+author: awsome.distributed_training developers (@awsome)
 description:
   - Lists the nodes of one or more SageMaker HyperPod clusters (C(ListClusterNodes), paginated, then
     C(DescribeClusterNode) per node) and adds them as hosts.

@@ -29,7 +29,7 @@ def parse_version(version: object) -> tuple[int, ...]:
     text = str(version).strip()
     if not re.match(r"^[0-9]", text):
         raise SpecError(f"not a version: {version!r}")
-    parts = [int(p) for p in re.findall(r"\d+", text.split("+")[0])]
+    parts = [int(p) for p in re.findall(r"\d+", text.split("+", maxsplit=1)[0])]
     while len(parts) > 1 and parts[-1] == 0:
         parts.pop()
     return tuple(parts)

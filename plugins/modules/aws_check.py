@@ -14,7 +14,7 @@ description:
     the play with one line naming the resource, before any change is made.
   - A stack that does not exist is not an error unless O(must_exist) is set (plays create stacks).
 version_added: 0.1.0
-author: awsome.distributed_training contributors
+author: awsome.distributed_training developers (@awsome)
 options:
   resource:
     description: Kind of resource.

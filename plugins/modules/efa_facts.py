@@ -14,7 +14,7 @@ options:
     description: Root of sysfs (tests point it at a fixture tree).
     type: path
     default: /sys
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

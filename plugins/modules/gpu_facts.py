@@ -15,7 +15,7 @@ options:
     description: nvidia-smi to run (a name looked up on PATH, or a path).
     type: str
     default: nvidia-smi
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

@@ -14,7 +14,7 @@ description:
 options:
   run_dir: {description: The run's results directory., type: path, required: true}
   results: {description: One check report per node., type: list, elements: dict, required: true}
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

@@ -29,7 +29,7 @@ options:
     description: Checkpoint directory a resumed run reads; it must hold a complete checkpoint (step-*/COMPLETE).
     type: str
     default: ""
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

@@ -18,7 +18,7 @@ description:
     part size of part 1). Objects whose ETag is not a content hash (SSE-KMS) are checked by size only.
   - Writes one progress line per finished object to O(progress_log) when given.
 version_added: 0.1.0
-author: awsome.distributed_training contributors
+author: awsome.distributed_training developers (@awsome)
 options:
   src:
     description: Source as C(s3://bucket/prefix) (the prefix may be empty).
@@ -107,7 +107,7 @@ ATTEMPTS = 3
 def parse_s3_uri(uri):
     if not uri.startswith("s3://") or len(uri) <= 5:
         raise ValueError(f"src must look like s3://bucket/prefix, got {uri!r}")
-    bucket, _, prefix = uri[5:].partition("/")
+    bucket, _sep, prefix = uri[5:].partition("/")
     if not bucket:
         raise ValueError(f"src has no bucket name: {uri!r}")
     return bucket, prefix
@@ -261,8 +261,8 @@ def main():
     if module.params["workers"] < 1:
         module.fail_json(msg=f"workers must be at least 1, got {module.params['workers']}")
     endpoint = module.params.get("endpoint_url")
-    client = module.client("s3", aws_config={"retries": {"max_attempts": 3, "mode": "standard"},
-                                              "connect_timeout": 10})
+    aws_config = {"retries": {"max_attempts": 3, "mode": "standard"}, "connect_timeout": 10}
+    client = module.client("s3", aws_config=aws_config)
     try:
         client.head_bucket(Bucket=bucket)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:

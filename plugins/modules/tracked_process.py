@@ -31,7 +31,7 @@ options:
     description: File that receives the output of a detached (I(daemon=false)) process (its directory is created).
     type: path
   timeout: {description: Seconds to wait for a start or a stop., type: float, default: 10}
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

@@ -28,7 +28,7 @@ options:
               /usr/local/lib, /opt/nccl/lib, /opt/amazon/ofi-nccl/lib, /opt/amazon/ofi-nccl/lib64,
               /opt/aws-ofi-nccl/lib]
   root: {description: Prefix for every file read (tests point it at a fixture tree)., type: path, default: /}
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

@@ -14,7 +14,7 @@ options:
   run_dir: {description: Where the report goes., type: path, required: true}
   nodes: {description: Host -> its node_versions., type: dict, required: true}
   pins: {description: stack_versions of stack/versions.yml., type: dict, default: {}}
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""
