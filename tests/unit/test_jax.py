@@ -1,0 +1,119 @@
+"""The jax case: two JAX processes on 127.0.0.1 with the environment the launcher's command mode
+gives each node (MASTER_ADDR/MASTER_PORT, NNODES, NODE_RANK; set here by hand) train one model
+data-parallel over gloo, and both write the common metrics events.
+
+JAX runs from the case's own virtualenv (.state/testcase_envs/jax, what roles/testcase_env builds
+and tests/integration/test_testcase_env.py keeps; built here with the manifest's pins when
+missing), never from the collection's venv. The GPU path (NCCL between GPUs) cannot run here. The
+case writes the common events itself, so there are no JAX log lines to adapt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "test_cases" / "jax" / "src"
+ENV = REPO / ".state" / "testcase_envs" / "jax"
+sys.path.insert(0, str(SRC))
+
+from jaxlm.data import Corpus  # noqa: E402  (NumPy only: importable without JAX)
+
+ARGS = ["--model", "tiny", "--seq-len", "64", "--global-batch-size", "16", "--steps", "10", "--lr", "0.003"]
+
+
+def test_processes_together_read_the_global_batch_and_labels_are_the_next_tokens():
+    corpus = Corpus(seq_len=32)
+    whole_in, whole_lab = corpus.process_batch(3, global_batch=8, process=0, processes=1)
+    parts = [corpus.process_batch(3, global_batch=8, process=p, processes=2) for p in range(2)]
+    assert np.array_equal(np.concatenate([p[0] for p in parts]), whole_in)
+    assert np.array_equal(np.concatenate([p[1] for p in parts]), whole_lab)
+    assert np.array_equal(whole_in[:, 1:], whole_lab[:, :-1])
+    assert whole_in.shape == (8, 32) and whole_in.max() < 256
+    # Deterministic: a sample depends on its index only.
+    assert np.array_equal(Corpus(seq_len=32).sample(17), corpus.sample(17))
+
+
+@pytest.fixture(scope="module")
+def jax_python() -> Path:
+    python = ENV / "bin" / "python"
+    pins = yaml.safe_load((REPO / "test_cases/jax/testcase.yml").read_text())["environment"]["requirements"]
+    probe = [str(python), "-c",
+             "import jax, jaxlib; print(f'jax=={jax.__version__} jaxlib=={jaxlib.__version__}')"]
+    if not python.exists() or subprocess.run(probe, capture_output=True, text=True).stdout.split() != pins:
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(ENV)], check=True)
+        subprocess.run([str(ENV / "bin" / "pip"), "install", "--disable-pip-version-check", *pins],
+                       check=True, capture_output=True)
+    assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split() == pins
+    return python
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(python: Path, out: Path, nodes: int, *extra: str, env: dict | None = None):
+    port = str(_free_port())
+    procs = []
+    for node in range(nodes):
+        node_env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NNODES=str(nodes),
+                        NODE_RANK=str(node), NPROC_PER_NODE="1", WORLD_SIZE=str(nodes), OMP_NUM_THREADS="1",
+                        PYTHONPATH=f"{REPO / 'test_cases' / 'common'}:{SRC}", **(env or {}))
+        cmd = [str(python), str(SRC / "train.py"), *ARGS, *extra, "--output-dir", str(out)]
+        procs.append(subprocess.Popen(cmd, env=node_env, text=True, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT))
+    try:
+        logs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()  # no-op once exited; stops a process left waiting for its peer
+    return [p.returncode for p in procs], logs
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_model_and_both_report(jax_python, tmp_path):
+    codes, logs = _run(jax_python, tmp_path / "out", 2)
+    assert codes == [0, 0], "\n".join(logs)[-4000:]
+    files = [tmp_path / "out" / f"metrics-rank{r}.jsonl" for r in range(2)]
+    ranks = [[json.loads(line) for line in f.read_text().splitlines()] for f in files]
+    for rank, records in enumerate(ranks):
+        assert [r["event"] for r in records] == ["start"] + ["step"] * 10 + ["end"]
+        assert all(r["rank"] == rank and r["world_size"] == 2 for r in records)
+        start = records[0]
+        assert start["processes"] == 2 and start["devices"] == 2 and start["framework"] == "jax 0.10.2"
+        assert records[-1]["status"] == "ok"
+        assert all(r["tokens_per_s_per_device"] > 0 for r in records if r["event"] == "step")
+    losses = [[r["loss"] for r in recs if r["event"] == "step"] for recs in ranks]
+    # One replicated loss of the global batch: the same on both processes (gradients all-reduced).
+    assert losses[0] == losses[1]
+    assert losses[0][-1] < losses[0][0] - 1.0, losses[0]
+
+
+@pytest.mark.slow
+def test_case_code_runs_without_torch(jax_python):
+    code = ("import sys; import dtcase.metrics, jaxlm.data, jaxlm.model, jaxlm.adam; "
+            "print('torch' in sys.modules); import importlib.util as u; print(u.find_spec('torch') is None)")
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'test_cases' / 'common'}:{SRC}")
+    out = subprocess.run([str(jax_python), "-c", code], text=True, capture_output=True, check=True,
+                         env=env).stdout.split()
+    assert out == ["False", "True"]  # nothing imported torch, and the case's venv has none
+
+
+@pytest.mark.slow
+def test_a_batch_the_devices_cannot_split_fails_in_one_line(jax_python, tmp_path):
+    codes, logs = _run(jax_python, tmp_path / "out", 1, "--global-batch-size", "3",
+                       env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert codes == [2]
+    assert logs[0].strip() == ("jax: global_batch_size (3) must divide evenly by the 2 devices of the "
+                               "1 process(es)")
