@@ -2,20 +2,25 @@
 # Bake an image with Packer; `make ami` and `make image` call this. Arguments are checked here,
 # before Packer starts, so a typo never launches a build instance.
 #   scripts/packer_build.sh ami <gpu|neuron|cpu> <ubuntu-22.04|ubuntu-24.04|al2023> [packer build args]
-#   scripts/packer_build.sh container <gpu|neuron|cpu> [packer build args]
+#   scripts/packer_build.sh container <gpu|neuron|cpu|training-cpu|training-cuda> [packer build args]
 #   scripts/packer_build.sh local [packer build args]   the cpu container bake, no cloud (packer/local)
-# PACKER names the packer binary (default: packer on PATH).
+# PACKER names the packer binary (default: packer on PATH). Container bakes take an artifact mirror
+# from AWSOME_ARTIFACT_MIRROR / AWSOME_MIRROR_OVERLAY (what tests/fixtures/mirror/serve.py prints);
+# training-cpu first fetches its wheels into build/wheels/training-cpu (TORCH_WHEEL_INDEX: the
+# index pip downloads them from; default: pip's own configuration).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 packer=${PACKER:-packer}
 # The same names as playbooks/vars/image_profiles.yml and the templates' validation rules
 # (tests/lint/test_packer_validate.py checks that they agree).
-profiles=(gpu neuron cpu)
+profiles=(gpu neuron cpu training-cpu training-cuda)
+# An AMI is a node: the training profiles are container images only.
+node_profiles=(gpu neuron cpu)
 oses=(ubuntu-22.04 ubuntu-24.04 al2023)
 
 die() { echo "error: $*" >&2; exit 2; }
-usage() { die "usage: $0 ami <profile> <os> | container <profile> | local  (profiles: ${profiles[*]}; os: ${oses[*]})"; }
+usage() { die "usage: $0 ami <profile> <os> | container <profile> | local  (profiles: ${profiles[*]}, ami: ${node_profiles[*]}; os: ${oses[*]})"; }
 one_of() { local want=$1 x; shift; for x in "$@"; do [ "$x" = "$want" ] && return 0; done; return 1; }
 check_profile() {
   one_of "$1" "${profiles[@]}" || die "unknown profile '$1': use one of ${profiles[*]}"
@@ -28,13 +33,31 @@ modern_packer() {
   [ -n "${minor:-}" ] && { [ "$major" -gt 1 ] || [ "$minor" -ge 7 ]; }
 }
 
+# torch (the stack/versions.yml pin), its dependencies and a pip wheel (the bake runs pip from it)
+# for training-cpu's Debian 12 Python 3.11, into a wheel cache the bake mounts read-only; a torch
+# that is not a CPU build stops here, before Packer starts.
+fetch_cpu_wheels() {
+  local dir=$1 pin wheel
+  pin=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["stack_versions"]["torch"])' \
+        "$repo/stack/versions.yml")
+  mkdir -p "$dir"
+  python3 -m pip download --quiet --disable-pip-version-check --dest "$dir" --only-binary=:all: \
+    --implementation cp --python-version 3.11 --platform manylinux_2_28_x86_64 \
+    ${TORCH_WHEEL_INDEX:+--index-url "$TORCH_WHEEL_INDEX"} "torch==$pin" numpy pip >&2
+  wheel=$(find "$dir" -maxdepth 1 -name "torch-$pin*.whl" -printf '%f\n' | sort | tail -n1)
+  case "$wheel" in
+    *+cpu-*) echo "$dir" ;;
+    *) die "$dir holds torch '${wheel:-none}', not the CPU build of $pin: set TORCH_WHEEL_INDEX to a CPU wheel index" ;;
+  esac
+}
+
 kind=${1:-}
 [ $# -gt 0 ] && shift
 case "$kind" in
   ami)
     [ $# -ge 2 ] || usage
     profile=$1 os=$2; shift 2
-    check_profile "$profile"
+    one_of "$profile" "${node_profiles[@]}" || die "unknown profile '$profile': use one of ${node_profiles[*]} (AMIs are nodes)"
     one_of "$os" "${oses[@]}" || die "unknown OS '$os': use one of ${oses[*]}"
     modern_packer || die "AMI bakes need Packer >= 1.7 (metadata_options, imds_support and the amazon plugin); found: $("$packer" version | head -n1)"
     "$packer" init "$repo/packer/plugins"
@@ -46,6 +69,14 @@ case "$kind" in
     profile=$1; shift
     check_profile "$profile"
     template=$repo/packer/container
+    if [ -n "${AWSOME_ARTIFACT_MIRROR:-}" ]; then
+      # A mirror named here is reached from the host's network (e.g. 127.0.0.1).
+      set -- -var "artifact_mirror=$AWSOME_ARTIFACT_MIRROR" -var container_network=host \
+        ${AWSOME_MIRROR_OVERLAY:+-var "stack_overlay=$AWSOME_MIRROR_OVERLAY"} "$@"
+    fi
+    if [ "$profile" = training-cpu ]; then
+      set -- -var "wheel_dir=$(fetch_cpu_wheels "$repo/build/wheels/$profile")" "$@"
+    fi
     set -- -var "profile=$profile" "$@"
     ;;
   local)

@@ -31,10 +31,10 @@ locals {
 variable "profile" {
   type        = string
   default     = "gpu"
-  description = "Image profile applied by playbooks/image.yml: gpu, neuron or cpu."
+  description = "Image profile applied by playbooks/image.yml: gpu, neuron or cpu (nodes), training-cpu or training-cuda (container images only)."
   validation {
-    condition     = contains(["gpu", "neuron", "cpu"], var.profile)
-    error_message = "The profile variable must be one of: gpu, neuron, cpu."
+    condition     = contains(["gpu", "neuron", "cpu", "training-cpu", "training-cuda"], var.profile)
+    error_message = "The profile variable must be one of: gpu, neuron, cpu, training-cpu, training-cuda."
   }
 }
 

@@ -1,4 +1,5 @@
-# The bake: the one image playbook in container mode, a cleanup, then a local tag.
+# The bake: the one image playbook in container mode, a cleanup, then a local tag (and, for a
+# training image, its torch label and Enroot squashfs).
 build {
   sources = ["source.docker.node"]
 
@@ -12,6 +13,7 @@ build {
       ["-e", "image_profile=${var.profile}", "-e", "image_container=true", "-e", "ansible_become=false",
       "-e", "ansible_python_interpreter=/usr/bin/python3"],
       local.ansible_mirror_args,
+      local.training_ansible_args,
       var.ansible_extra_arguments,
     )
   }
@@ -21,8 +23,15 @@ build {
     inline = ["rm -rf /root/.ansible /var/lib/apt/lists/* /packer-files/*"]
   }
 
-  post-processor "docker-tag" {
-    repository = var.image_repository
-    tags       = [local.image_tag]
+  post-processors {
+    post-processor "docker-tag" {
+      repository = local.image_repository
+      tags       = [local.image_tag]
+    }
+    # Packer 1.6.6 has no conditional post-processor: node profiles run `true`.
+    post-processor "shell-local" {
+      environment_vars = ["IMAGE=${local.image}", "SQSH=${local.sqsh}"]
+      inline           = local.training ? ["${local.repo}/scripts/training_image_finish.sh"] : ["true"]
+    }
   }
 }

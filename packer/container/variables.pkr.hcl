@@ -1,26 +1,27 @@
-# User knobs of the container bake (the test cases' images).
+# User knobs of the container bake (the node-stack images and the training images).
 
 variable "base_image" {
   type        = string
-  default     = "localhost/debian-systemd:bookworm"
-  description = "Image to start from; it needs python3 (scripts/build_images.sh builds the default)."
+  default     = ""
+  description = "Image to start from; it needs python3. Empty = the profile's: localhost/debian-systemd:bookworm (scripts/build_images.sh), for training-cuda nvidia/cuda:<cuda of stack/versions.yml>-cudnn-devel-ubuntu22.04."
 }
 
 variable "pull" {
   type        = bool
   default     = false
-  description = "Pull base_image first (false: use the local image, as no registry is needed)."
+  description = "Pull base_image first (false: use the local image, as no registry is needed). training-cuda always pulls its registry base."
 }
 
 variable "image_repository" {
-  type    = string
-  default = "localhost/awsome-node"
+  type        = string
+  default     = ""
+  description = "Repository of the result; empty = localhost/awsome-training for training profiles, localhost/awsome-node otherwise."
 }
 
 variable "image_tag" {
   type        = string
   default     = ""
-  description = "Tag of the result; empty = the profile name."
+  description = "Tag of the result; empty = cpu / cuda for training profiles, the profile name otherwise."
 }
 
 variable "container_network" {
@@ -32,5 +33,17 @@ variable "container_network" {
 variable "container_init" {
   type        = bool
   default     = true
-  description = "Boot the base image's systemd in the build container (podman), so that roles can reload and enable units as on a host; false for base images without systemd."
+  description = "Boot the base image's systemd in the build container (podman), so that roles can reload and enable units as on a host; false for base images without systemd (training-cuda's base has none: always false there)."
+}
+
+variable "wheel_dir" {
+  type        = string
+  default     = ""
+  description = "Host directory of Python wheels (torch and its dependencies) that training profiles install from, mounted read-only into the build container; empty = the flavour's package index."
+}
+
+variable "sqsh_dir" {
+  type        = string
+  default     = ""
+  description = "Where a training image's Enroot squashfs (<repository name>+<tag>.sqsh) goes; empty = build/images in the repository."
 }

@@ -1,12 +1,15 @@
 """The bakes: `make ami` / `make image` argument checks, playbooks/image.yml's profile handling, and
-one real bake on this machine (packer/local: the container template, cpu profile).
+one real bake on this machine: `make image PROFILE=training-cpu` (the container template).
 
 The AMI bake itself needs AWS and cannot run here; its templates are validated offline in
 tests/lint/test_packer_validate.py, and here a stand-in `packer` (PACKER=...) records what
-scripts/packer_build.sh would run. The local bake is real: Packer 1.6.6 builds a container with
-podman (through the docker shim), runs the real roles of the cpu profile against the local
-artifact mirror (tests/fixtures/mirror: fixture payloads stand in for the vendor installers) and
-the test then reads the stack record out of the produced image.
+scripts/packer_build.sh would run. The training-cpu bake is real (the `training_image` fixture in
+conftest.py): Packer 1.6.6 builds a container with podman (through the docker shim), runs the real
+roles of the profile (stack_manifest, common, efa, pytorch_env) against the local artifact mirror
+(tests/fixtures/mirror: a fixture payload stands in for the EFA installer) and the torch CPU wheel
+from pip's local wheels, labels the image and exports its Enroot squashfs; the test reads both back.
+It replaces the earlier cpu-profile bake of packer/local (same template, same roles but pytorch_env):
+one bake proves both. training-cuda cannot be pulled here; its recipe is checked by `packer validate`.
 """
 
 from __future__ import annotations
@@ -15,18 +18,14 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers import REPO, ansible_env, run, run_playbook
-
-sys.path.insert(0, str(REPO / "tests" / "fixtures" / "mirror"))
-import build_mirror  # noqa: E402
-import serve  # noqa: E402
 
 PROFILES = yaml.safe_load((REPO / "playbooks" / "vars" / "image_profiles.yml").read_text())
 MANIFEST = yaml.safe_load((REPO / "stack" / "versions.yml").read_text())
@@ -55,15 +54,20 @@ def make(*args: str, packer: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("args", "error"), [
     (["ami", "PROFILE=bogus", "OS=ubuntu-22.04"],
      "error: unknown profile 'bogus': use one of gpu neuron cpu"),
+    (["ami", "PROFILE=training-cpu", "OS=ubuntu-22.04"],
+     "error: unknown profile 'training-cpu': use one of gpu neuron cpu (AMIs are nodes)"),
     (["ami", "PROFILE=gpu", "OS=windows"],
      "error: unknown OS 'windows': use one of ubuntu-22.04 ubuntu-24.04 al2023"),
     (["image", "PROFILE=bogus"], "error: unknown profile 'bogus'"),
+    (["image", "PROFILE=training-bogus"],
+     "error: unknown profile 'training-bogus': use one of gpu neuron cpu training-cpu training-cuda"),
 ])
 def test_make_rejects_bad_choices_before_packer_starts(fake_packer, args, error) -> None:
     packer, log = fake_packer
     proc = make(*args, packer=packer)
     assert proc.returncode != 0
-    assert error in proc.stdout
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("error:")]
+    assert errors == [error] or (len(errors) == 1 and errors[0].startswith(error)), proc.stdout
     assert not log.exists(), f"packer was started: {log.read_text()}"
 
 
@@ -85,6 +89,22 @@ def test_make_image_puts_the_podman_shim_on_path(fake_packer) -> None:
                      f" | docker={REPO}/scripts/docker-podman-shim/docker")
 
 
+def test_make_image_training_cpu_fetches_the_cpu_wheels_first(fake_packer) -> None:
+    """The torch pin of stack/versions.yml and its dependencies land in build/wheels/training-cpu
+    (pip's configured wheels here), with a pip wheel for the bake; Packer gets that directory."""
+    packer, log = fake_packer
+    proc = make("image", "PROFILE=training-cpu", packer=packer)
+    assert proc.returncode == 0, proc.stdout
+    wheels = REPO / "build" / "wheels" / "training-cpu"
+    build = log.read_text().splitlines()[-1].split(" | ")[0]
+    assert build == f"build -var profile=training-cpu -var wheel_dir={wheels} {REPO}/packer/container"
+    names = sorted(p.name for p in wheels.glob("*.whl"))
+    torch = MANIFEST["stack_versions"]["torch"]
+    torches = [n for n in names if n.startswith("torch-")]
+    assert torches and all(n.startswith(f"torch-{torch}+cpu-cp311-") for n in torches), names
+    assert any(n.startswith("numpy-") for n in names) and any(n.startswith("pip-") for n in names), names
+
+
 def test_ami_bake_needs_packer_1_7() -> None:
     """Debian's Packer 1.6.6 lacks metadata_options: the script says so instead of a parse error."""
     proc = run([str(REPO / "scripts" / "packer_build.sh"), "ami", "gpu", "ubuntu-22.04"])
@@ -102,8 +122,9 @@ def local_inventory(tmp_path: Path, hosts: dict[str, dict]) -> Path:
 
 
 @pytest.mark.parametrize(("hostvars", "error"), [
-    ({"image_profile": "bogus"}, "image_profile bogus is unknown: use one of gpu, neuron, cpu"),
-    ({}, "image_profile is not set: use one of gpu, neuron, cpu"),
+    ({"image_profile": "bogus"},
+     "image_profile bogus is unknown: use one of gpu, neuron, cpu, training-cpu, training-cuda"),
+    ({}, "image_profile is not set: use one of gpu, neuron, cpu, training-cpu, training-cuda"),
     ({"image_profile": "cpu", "image_roles_skip": ["nvidia_driver"]},
      "image_roles_skip names roles that profile cpu does not apply: nvidia_driver"),
 ])
@@ -123,6 +144,7 @@ def test_image_playbook_maps_profiles_to_roles_in_order(tmp_path) -> None:
         "gpu-container": {"image_profile": "gpu", "image_container": True},
         "neuron-host": {"image_profile": "neuron"},
         "cpu-container-skip": {"image_profile": "cpu", "image_container": True, "image_roles_skip": ["efa"]},
+        "training-cpu": {"image_profile": "training-cpu", "image_container": True},
     }
     inventory = local_inventory(tmp_path, cases)
     proc = run_playbook("playbooks/image.yml", "--tags", "image_plan", inventory=inventory, timeout=300)
@@ -134,39 +156,59 @@ def test_image_playbook_maps_profiles_to_roles_in_order(tmp_path) -> None:
         "gpu-container": [r for r in roles["gpu"] if r not in host_only],
         "neuron-host": roles["neuron"],
         "cpu-container-skip": [r for r in roles["cpu"] if r not in host_only and r != "efa"],
+        "training-cpu": roles["training-cpu"],
     }
     got = {host: roles.split(",") for host, roles in
            re.findall(r"ok: \[(\S+)\] =>\s+msg: 'image roles: ([^']*)'", proc.stdout)}
     assert got == want
     assert want["gpu-container"] == ["stack_manifest", "common", "cuda_toolkit", "efa", "nccl"]
+    assert [r for r in want["training-cpu"] if r != "stack_manifest"] == ["common", "efa", "pytorch_env"]
+
+
+def podman_json(*args: str) -> object:
+    return json.loads(run(["podman", *args], check=True).stdout)
 
 
 @pytest.mark.slow
-def test_local_bake_produces_an_image_with_its_stack_record(tmp_path) -> None:
-    """packer/local end to end: the real cpu-profile roles in a podman container, then the image's
-    /opt/awsome/stack.json names the profile and the versions of stack/versions.yml."""
-    mirror = tmp_path / "mirror"
-    build_mirror.build(mirror, REPO / "stack" / "versions.yml")
-    tag = f"test-{uuid.uuid4().hex[:8]}"
-    image = f"localhost/awsome-node-local:{tag}"
-    try:
-        with serve.serve(mirror) as url:
-            overlay = mirror / "mirror_versions.yml"
-            proc = run([str(REPO / "scripts" / "packer_build.sh"), "local", "-var", f"artifact_mirror={url}",
-                        "-var", f"stack_overlay={overlay}", "-var", f"image_tag={tag}"], timeout=600)
-        assert proc.returncode == 0, proc.stdout[-8000:]
-        assert "image roles: stack_manifest,common,efa" in proc.stdout
-        record = json.loads(run(["podman", "run", "--rm", image, "cat", "/opt/awsome/stack.json"],
-                                check=True).stdout)
-        assert record["profile"] == "cpu"
-        assert record["manifest"] == MANIFEST["stack_versions"]
-        assert isinstance(record["components"], dict) and record["built_at"].endswith("Z")
-        entrypoint = run(["podman", "image", "inspect", "--format", "{{json .Config.Entrypoint}}", image],
-                         check=True).stdout.strip()
-        assert entrypoint in ("null", "[]"), "the build's entrypoint must not stay in the image"
-        labels = json.loads(run(["podman", "image", "inspect", "--format", "{{json .Labels}}", image],
-                                check=True).stdout)
-        assert labels["org.awsome.profile"] == "cpu"
-        assert labels["org.awsome.stack.efa_installer"] == MANIFEST["stack_versions"]["efa_installer"]
-    finally:
-        run(["podman", "rmi", "--ignore", image])
+def test_training_image_records_what_it_imports(training_image) -> None:
+    """The image of `make image PROFILE=training-cpu`: its stack record, its labels and what its
+    python3 imports agree; no entrypoint; the Enroot squashfs holds the same root file system."""
+    ref, sqsh = training_image
+    log = (REPO / ".state" / "training-image.log").read_text()
+    assert f"image roles: {','.join(PROFILES['image_profile_roles']['training-cpu'])}" in log
+    imported = run(["podman", "run", "--rm", ref, "python3", "-c",
+                    "import json, dtcase, numpy, torch;"
+                    " print(json.dumps([torch.__version__, torch.version.cuda, dtcase.__file__]))"],
+                   check=True).stdout
+    torch_version, cuda, dtcase_file = json.loads(imported.splitlines()[-1])
+    assert torch_version.split("+")[0] == MANIFEST["stack_versions"]["torch"] and cuda is None
+    assert dtcase_file.startswith("/usr/local/lib/python3")
+
+    record = json.loads(run(["podman", "run", "--rm", ref, "cat", "/opt/awsome/stack.json"],
+                            check=True).stdout)
+    assert record["profile"] == "training-cpu"
+    assert record["manifest"] == MANIFEST["stack_versions"]
+    assert record["components"]["torch"] == torch_version and record["components"]["torch_cuda"] == "none"
+    assert record["components"]["efa_installer"] == MANIFEST["stack_versions"]["efa_installer"]
+    assert record["built_at"].endswith("Z")
+
+    config = podman_json("image", "inspect", "--format", "{{json .Config}}", ref)
+    assert config.get("Entrypoint") in (None, []), "the build's entrypoint must not stay in the image"
+    labels = config["Labels"]
+    assert labels["org.awsome.profile"] == record["profile"]
+    assert labels["org.awsome.torch"] == torch_version
+    stack = {k.removeprefix("org.awsome.stack."): v for k, v in labels.items()
+             if k.startswith("org.awsome.stack.")}
+    assert stack == {c: record["manifest"][c] for c in MANIFEST["stack_profiles"]["training-cpu"]}
+
+    assert run(["unsquashfs", "-s", str(sqsh)], check=True).stdout.startswith("Found a valid SQUASHFS 4:0")
+    listing = run(["unsquashfs", "-l", "-d", "", str(sqsh)], check=True).stdout.split()
+    for path in ("/opt/awsome/stack.json", "/etc/environment", "/etc/rc", "/usr/bin/python3",
+                 "/usr/local/lib/python3.11/dist-packages/torch/__init__.py"):
+        assert path in listing, path
+    with tempfile.TemporaryDirectory() as out:
+        run(["unsquashfs", "-q", "-n", "-f", "-d", out, str(sqsh), "opt/awsome/stack.json",
+             "etc/environment"], check=True)
+        assert json.loads(Path(out, "opt/awsome/stack.json").read_text()) == record
+        assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in \
+            Path(out, "etc/environment").read_text().splitlines()

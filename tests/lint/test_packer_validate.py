@@ -24,7 +24,8 @@ import yaml
 
 from helpers import REPO, ansible_env
 
-PROFILES = ["gpu", "neuron", "cpu"]
+PROFILES = ["gpu", "neuron", "cpu", "training-cpu", "training-cuda"]
+NODE_PROFILES = ["gpu", "neuron", "cpu"]  # what an AMI can be; training-* are container images only
 OSES = ["ubuntu-22.04", "ubuntu-24.04", "al2023"]
 MARKED = re.compile(r"^[ \t]*# packer>=1\.7:begin.*?^[ \t]*# packer>=1\.7:end[^\n]*\n", re.S | re.M)
 MANIFEST = yaml.safe_load((REPO / "stack" / "versions.yml").read_text())
@@ -63,7 +64,7 @@ def ami_v166() -> Iterator[Path]:
 
 def validate_args(ami_dir: Path) -> list[tuple[str, ...]]:
     """Every validate the suite runs: the AMI for each OS x profile, the container templates."""
-    return ([("-var", f"profile={p}", "-var", f"os={o}", str(ami_dir)) for p in PROFILES for o in OSES]
+    return ([("-var", f"profile={p}", "-var", f"os={o}", str(ami_dir)) for p in NODE_PROFILES for o in OSES]
             + [("-var", f"profile={p}", "packer/container") for p in PROFILES] + [("packer/local",)])
 
 
@@ -76,7 +77,7 @@ def validations(ami_v166: Path) -> dict[tuple[str, ...], subprocess.CompletedPro
 
 
 @pytest.mark.parametrize("os_name", OSES)
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", NODE_PROFILES)
 def test_ami_template_validates(validations, ami_v166: Path, profile: str, os_name: str) -> None:
     proc = validations[("-var", f"profile={profile}", "-var", f"os={os_name}", str(ami_v166))]
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -115,7 +116,7 @@ def test_ami_template_rejects_unknown_choices(ami_v166: Path, var: str, value: s
     assert f"The {var} variable must be one of" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", NODE_PROFILES)
 def test_ami_tags_carry_the_profile_stack_versions(profile: str) -> None:
     tags = json.loads(console("packer/ami", "jsonencode(local.ami_tags)", "-var", f"profile={profile}",
                               "-var", "os=ubuntu-24.04"))
@@ -125,10 +126,42 @@ def test_ami_tags_carry_the_profile_stack_versions(profile: str) -> None:
     assert tags["Name"].startswith(f"awsome-dt-{profile}-ubuntu-24.04-")
 
 
-def test_container_labels_carry_the_stack_versions() -> None:
-    labels = json.loads(console("packer/container", "jsonencode(local.image_labels)", "-var", "profile=gpu"))
-    want = {f"org.awsome.stack.{c}": v for c, v in profile_versions("gpu").items()}
-    assert labels == {**want, "org.awsome.profile": "gpu"}
+@pytest.mark.parametrize("profile", ["gpu", "training-cuda"])
+def test_container_labels_carry_the_stack_versions(profile: str) -> None:
+    labels = json.loads(console("packer/container", "jsonencode(local.image_labels)",
+                                "-var", f"profile={profile}"))
+    want = {f"org.awsome.stack.{c}": v for c, v in profile_versions(profile).items()}
+    assert labels == {**want, "org.awsome.profile": profile}
+
+
+TRAINING_EXPR = ("jsonencode([local.image, local.base_image, var.pull || local.profile_image.pull,"
+                 " local.entrypoint, local.volumes, local.training_ansible_args, local.sqsh])")
+
+
+def test_training_cpu_bake_settings() -> None:
+    """make image PROFILE=training-cpu: the local Debian base, the host's wheels mounted read-only
+    (not part of the image), the squashfs under build/images."""
+    got = json.loads(console("packer/container", TRAINING_EXPR, "-var", "profile=training-cpu",
+                             "-var", "wheel_dir=/w"))
+    assert got == ["localhost/awsome-training:cpu", "localhost/debian-systemd:bookworm", False,
+                   ["--systemd=always", "--entrypoint=/sbin/init"], {"/w": "/tmp/awsome-wheels:ro"},
+                   ["-e", "pytorch_env_flavour=cpu", "-e", "pytorch_env_wheel_dir=/tmp/awsome-wheels"],
+                   f"{REPO}/build/images/awsome-training+cpu.sqsh"]
+
+
+def test_training_cuda_bake_pulls_the_cuda_base_of_the_manifest() -> None:
+    """The CUDA flavour starts from NVIDIA's image of the pinned CUDA (no systemd there), installs the
+    CUDA torch from the flavour's index (no wheel dir), and can be pointed elsewhere."""
+    cuda = MANIFEST["stack_versions"]["cuda"]
+    got = json.loads(console("packer/container", TRAINING_EXPR, "-var", "profile=training-cuda"))
+    assert got == ["localhost/awsome-training:cuda", f"docker.io/nvidia/cuda:{cuda}-cudnn-devel-ubuntu22.04",
+                   True, ["--entrypoint=/bin/sh"], {}, ["-e", "pytorch_env_flavour=cuda"],
+                   f"{REPO}/build/images/awsome-training+cuda.sqsh"]
+    other = json.loads(console("packer/container", TRAINING_EXPR, "-var", "profile=training-cuda",
+                               "-var", "base_image=registry.example/cuda:x", "-var", "sqsh_dir=/s",
+                               "-var", "image_tag=c2"))
+    assert other[0] == "localhost/awsome-training:c2" and other[1] == "registry.example/cuda:x"
+    assert other[6] == "/s/awsome-training+c2.sqsh"
 
 
 @pytest.mark.parametrize(("profile", "instance_type"),
@@ -168,6 +201,8 @@ def test_profile_and_os_names_agree_everywhere() -> None:
     """scripts/packer_build.sh, the templates' validation rules and playbooks/image.yml's profile map."""
     script = (REPO / "scripts" / "packer_build.sh").read_text()
     assert re.search(r"^profiles=\((.*)\)$", script, re.M).group(1).split() == PROFILES
+    assert re.search(r"^node_profiles=\((.*)\)$", script, re.M).group(1).split() == NODE_PROFILES
+    assert list(MANIFEST["stack_profiles"]) == PROFILES
     assert re.search(r"^oses=\((.*)\)$", script, re.M).group(1).split() == OSES
     roles = yaml.safe_load((REPO / "playbooks" / "vars" / "image_profiles.yml").read_text())
     assert list(roles["image_profile_roles"]) == PROFILES
