@@ -236,7 +236,7 @@ def _stack(*extra):
      "unsupported platform Ubuntu 22.04 ppc64le: the node stack supports"),
 ])
 def test_unsupported_platform(facts, message):
-    proc = _stack("-e", json.dumps({"fake_facts": facts, "stack_role": "common"}))
+    proc = _stack("-e", json.dumps({"fake_facts": facts, "node_role": "common"}))
     assert proc.returncode != 0
     assert message in _error(proc.stdout), proc.stdout[-3000:]
     assert "changed=0" in proc.stdout[proc.stdout.index("PLAY RECAP"):]
@@ -256,7 +256,7 @@ def test_unsupported_platform(facts, message):
      ["inconsistent manifest: stack_artifacts.cuda.version is 12.8.1 but stack_versions.cuda is 12.9.0"]),
 ])
 def test_incompatible_versions_refused(overrides, messages):
-    proc = _stack("-e", json.dumps({**overrides, "stack_role": "nvidia_driver"}))
+    proc = _stack("-e", json.dumps({**overrides, "node_role": "nvidia_driver"}))
     assert proc.returncode != 0
     error = _error(proc.stdout)
     for message in messages:
@@ -265,9 +265,28 @@ def test_incompatible_versions_refused(overrides, messages):
 
 
 def test_open_modules_refused_on_pre_turing_gpus():
-    proc = _stack("-e", json.dumps({"stack_role": "nvidia_driver",
+    proc = _stack("-e", json.dumps({"node_role": "nvidia_driver",
                                     "nvidia_driver_instance_type": "p3.2xlarge",
                                     "nvidia_driver_kernel_module_type": "open"}))
     assert proc.returncode != 0
     assert "open kernel modules do not support the pre-Turing GPUs of p3.2xlarge" in _error(proc.stdout)
+    assert "changed=0" in proc.stdout[proc.stdout.index("PLAY RECAP"):]
+
+
+COLL = "awsome.distributed_training"
+INCLUDED = "is internal: roles of the collection include it (include_role); plays do not apply it"
+
+
+@pytest.mark.parametrize(("role", "message"), [
+    (f"{COLL}.stack_manifest", "is internal: the node-stack roles run it through their meta dependency;"
+                               " apply those roles instead"),
+    (f"{COLL}.artifact", INCLUDED),
+    (f"{COLL}.vendor_repo", INCLUDED),
+], ids=["stack_manifest", "artifact", "vendor_repo"])
+def test_internal_role_refuses_a_direct_call(role, message):
+    """An internal role applied by a play stops at its first task with one line."""
+    proc = run_playbook("tests/molecule/playbooks/internal_role.yml", "-i", "localhost,",
+                        "-e", f"internal_role={role}", "-e", "vendor_repo_name=x", timeout=120)
+    assert proc.returncode != 0
+    assert _flat(_error(proc.stdout)) == f"{role} {message}", proc.stdout[-3000:]
     assert "changed=0" in proc.stdout[proc.stdout.index("PLAY RECAP"):]
