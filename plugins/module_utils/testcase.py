@@ -279,6 +279,8 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
         "test_case": name,
         "preset": preset,
         "params": resolved,
+        # The declarations themselves: staged beside the code, where the entry point's parser reads them.
+        "parameters": specs,
         "args": [*launch.get("args", []), *to_cli(resolved, specs)],
         "code": manifest.get("code", []),
         "entrypoint": manifest.get("entrypoint", ""),

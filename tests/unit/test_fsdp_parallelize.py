@@ -43,4 +43,4 @@ def test_the_trainer_refuses_a_bad_interval_before_starting():
                           capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
-    assert "error: --ac-every must be >= 1, got 0" in proc.stderr
+    assert "error: argument --ac-every: must be >= 1, got 0" in proc.stderr  # the manifest's bound

@@ -183,10 +183,10 @@ def test_table_rows_show_results_and_unsupported_ops():
     (["--ops", "all_reduce,gather"], "--ops: unknown collective(s) gather"),
     (["--ops", ","], "--ops: unknown collective(s) (none given)"),
     (["--ops", "broadcast,broadcast"], "--ops: repeated collective"),
-    (["--min-bytes", "0"], "--min-bytes must be >= 1"),
+    (["--min-bytes", "0"], "argument --min-bytes: must be >= 1"),  # the manifest's bounds
     (["--min-bytes", "4096", "--max-bytes", "1024"], "--max-bytes (1024) must be >= --min-bytes (4096)"),
-    (["--iters", "0"], "--iters must be >= 1"),
-    (["--warmup-iters", "-1"], "--warmup-iters must be >= 0"),
+    (["--iters", "0"], "argument --iters: must be >= 1"),
+    (["--warmup-iters", "-1"], "argument --warmup-iters: must be >= 0"),
     (["--dtype", "int8"], "invalid choice: 'int8'"),
     (["--device", "cuda"], "--device cuda: no CUDA device visible"),
 ])

@@ -17,6 +17,7 @@ from dtcase.profile import PROFILED_STEPS, family
 from dtcase.runtime import DistContext
 from dtcase.trainer import EXIT_NON_FINITE, TrainSetup, base_parser, parse_args, train
 
+FSDP_ENTRY = str(Path(__file__).resolve().parents[2] / "test_cases" / "fsdp" / "src" / "train.py")
 SMALL = ["--seq-len", "16", "--local-batch-size", "2", "--warmup-steps", "0"]
 
 
@@ -28,7 +29,7 @@ def one_rank_group():
 
 
 def _run(ctx: DistContext, argv: list[str]) -> tuple[int, list[dict]]:
-    args = parse_args(base_parser("test"), argv)
+    args = parse_args(base_parser("test", FSDP_ENTRY), argv)
     torch.manual_seed(args.seed)
     model = Transformer(MODEL_CONFIGS[args.model], args.seq_len)
     model.init_weights()
@@ -69,9 +70,11 @@ def test_a_non_finite_loss_is_logged_and_ends_the_run_non_zero(one_rank_group, t
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--steps", "0"], "--steps must be >= 1, got 0"),
-    (["--steps", "4"], "--warmup-steps must be between 0 and --steps (4), got 5"),
-    (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+    # Types, choices and bounds as the fsdp manifest declares them.
+    (["--steps", "0"], "argument --steps: must be >= 1, got 0"),
+    (["--steps", "many"], "argument --steps: must be int, got 'many'"),
+    (["--lr", "-1"], "argument --lr: must be >= 1e-09, got -1.0"),
+    (["--lr", "inf"], "--lr must be a finite number, got inf"),
     (["--checkpoint-every", "5"], "--checkpoint-every and --resume need --checkpoint-dir"),
     (["--resume"], "--checkpoint-every and --resume need --checkpoint-dir"),
     (["--dtype", "bf16"], "--dtype bf16 needs a CUDA device"),
@@ -79,7 +82,7 @@ def test_a_non_finite_loss_is_logged_and_ends_the_run_non_zero(one_rank_group, t
 ])
 def test_bad_input_exits_2_with_one_error_line_before_anything_starts(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
-        parse_args(base_parser("test"), [*argv, "--output-dir", str(tmp_path / "out")])
+        parse_args(base_parser("test", FSDP_ENTRY), [*argv, "--output-dir", str(tmp_path / "out")])
     assert exc.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0]

@@ -23,59 +23,26 @@ from dtcase.data import TokenBatches
 from dtcase.flops import device_peak, flops_per_token, mfu
 from dtcase.metrics import MetricsWriter
 from dtcase.model import MODEL_CONFIGS, Transformer, param_counts
-from dtcase.profile import PROFILED_STEPS, StepProfiler
-from dtcase.runtime import SDPA_BACKENDS, DistContext, peak_mem_gib, peak_reserved_gib, select_sdpa_backend
+from dtcase.params import manifest_parser
+from dtcase.profile import StepProfiler
+from dtcase.runtime import DistContext, peak_mem_gib, peak_reserved_gib, select_sdpa_backend
 from dtcase.schedule import lr_at
 
 EXIT_NON_FINITE = 3
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
-    """Parameters every project trainer takes (`--name-with-dashes`, booleans as --x/--no-x)."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--model", default="tiny", choices=sorted(MODEL_CONFIGS))
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--local-batch-size", type=int, default=8, help="sequences per rank per step")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--warmup-steps", type=int, default=5)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    p.add_argument("--grad-clip", type=float, default=1.0, help="max global grad norm (0: no clipping)")
-    p.add_argument("--dataset", default="corpus", choices=["corpus", "synthetic"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False)
-    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="save every K steps (0: never)")
-    p.add_argument("--checkpoint-dir", default=None, help="shared by all nodes")
-    p.add_argument("--async-checkpoint", default="none", choices=checkpoint.ASYNC_MODES,
-                   help="write checkpoints in the background (thread or process) while training goes on")
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=False,
-                   help="continue from the latest complete checkpoint in --checkpoint-dir, if any")
-    p.add_argument("--output-dir", default="out", help="node-local: metrics-rank<R>.jsonl")
-    p.add_argument("--log-every", type=int, default=1, help="write a step event every N steps")
-    p.add_argument("--sdpa-backend", default="auto", choices=sorted(SDPA_BACKENDS),
-                   help="attention kernel on CUDA (auto: PyTorch's choice)")
-    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=False,
-                   help=f"rank 0 profiles the last {PROFILED_STEPS} steps into profile-rank0.json")
-    return p
+def base_parser(description: str, entry_file: str) -> argparse.ArgumentParser:
+    """The trainer's command line: its case's manifest parameters (dtcase.params), declared once."""
+    return manifest_parser(entry_file, description)
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and validate; bad input exits 2 with one `error:` line before any process group exists."""
     args = parser.parse_args(argv)
-    positive = {"--seq-len": args.seq_len, "--local-batch-size": args.local_batch_size,
-                "--steps": args.steps, "--log-every": args.log_every}
-    for flag, value in positive.items():
-        if value < 1:
-            parser.error(f"{flag} must be >= 1, got {value}")
-    if not 0 <= args.warmup_steps <= args.steps:
-        parser.error(f"--warmup-steps must be between 0 and --steps ({args.steps}), got {args.warmup_steps}")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        parser.error(f"--lr must be a positive number, got {args.lr}")
-    if args.grad_clip < 0:
-        parser.error(f"--grad-clip must be >= 0, got {args.grad_clip}")
-    if args.checkpoint_every < 0:
-        parser.error(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    # Types, choices and bounds come from the manifest (the parser checks them); relations between
+    # parameters are the launcher's. What is left: what only this process can know.
+    if not math.isfinite(args.lr):
+        parser.error(f"--lr must be a finite number, got {args.lr}")
     if (args.checkpoint_every or args.resume) and not args.checkpoint_dir:
         parser.error("--checkpoint-every and --resume need --checkpoint-dir")
     if args.dtype == "bf16" and not torch.cuda.is_available():

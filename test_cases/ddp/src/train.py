@@ -19,7 +19,7 @@ from dtcase.trainer import TrainSetup, base_parser, compute_dtype, parse_args, t
 
 
 def main() -> int:
-    args = parse_args(base_parser("Data-parallel training with DistributedDataParallel"))
+    args = parse_args(base_parser("Data-parallel training with DistributedDataParallel", __file__))
     ctx = init_distributed()
     dtype = compute_dtype(args, ctx.device)
     torch.manual_seed(args.seed)

@@ -9,7 +9,7 @@ import socket
 import sys
 
 import torch
-from parallelize import AC_MODES, FLOAT8_PACKAGE, FLOAT8_RECIPES, parallelize
+from parallelize import FLOAT8_PACKAGE, parallelize
 
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.runtime import finish, init_distributed
@@ -33,21 +33,8 @@ def check_float8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def main() -> int:
-    parser = base_parser("Llama-3 pre-training with FSDP2")
-    parser.add_argument("--ac", default="none", choices=AC_MODES,
-                        help="activation checkpointing per block: none | selective (op policy) | full")
-    parser.add_argument("--ac-every", type=int, default=1,
-                        help="apply --ac to every Nth block only (1: all); the others keep their activations")
-    parser.add_argument("--float8", default="none", choices=FLOAT8_RECIPES,
-                        help="float8 linears in the blocks (torchao, dynamic scaling): tensorwise | rowwise")
-    parser.add_argument("--float8-all-gather", action=argparse.BooleanOptionalAction, default=False,
-                        help="FSDP2 all-gathers float8 weights, scales precomputed after each step "
-                             "(tensorwise only)")
-    parser.add_argument("--reshard-after-forward", action=argparse.BooleanOptionalAction, default=True,
-                        help="free each block's gathered weights after forward (gather again in backward)")
+    parser = base_parser("Llama-3 pre-training with FSDP2", __file__)
     args = parse_args(parser)
-    if args.ac_every < 1:
-        parser.error(f"--ac-every must be >= 1, got {args.ac_every}")
     check_float8(parser, args)
     ctx = init_distributed()
     dtype = compute_dtype(args, ctx.device)

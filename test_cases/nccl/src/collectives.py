@@ -20,6 +20,7 @@ from collbench.ops import select_impl
 from collbench.table import HEADER, format_footer, format_row
 
 from dtcase.metrics import MetricsWriter
+from dtcase.params import manifest_parser
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 GPU_MAX_BYTES = 4 << 30
@@ -27,18 +28,8 @@ CPU_MAX_BYTES = 64 << 20
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ops", default=",".join(bandwidth.OPS), help="comma-separated subset of: %(default)s")
-    p.add_argument("--min-bytes", type=int, default=1024)
-    p.add_argument("--max-bytes", type=int, default=0, help="0: 4 GiB on GPU, 64 MiB on CPU")
-    p.add_argument("--iters", type=int, default=20)
-    p.add_argument("--warmup-iters", type=int, default=5)
-    p.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
-                   help="auto: bf16 on GPU, fp32 on CPU")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    p.add_argument("--cuda-graph-max-bytes", type=int, default=0,
-                   help="capture the timed iterations in a CUDA graph for sizes up to this (0: never)")
-    p.add_argument("--output-dir", required=True)
+    """The manifest's parameters (dtcase.params), then what no declaration can say."""
+    p = manifest_parser(__file__, __doc__.splitlines()[0])
     args = p.parse_args(argv)
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     unknown = [o for o in ops if o not in bandwidth.OPS]
@@ -48,15 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if len(set(ops)) != len(ops):
         p.error(f"--ops: repeated collective in {args.ops!r}")
     args.ops = ops
-    if args.min_bytes < 1:
-        p.error(f"--min-bytes must be >= 1, got {args.min_bytes}")
-    if args.max_bytes < 0 or 0 < args.max_bytes < args.min_bytes:
+    if 0 < args.max_bytes < args.min_bytes:
         p.error(f"--max-bytes ({args.max_bytes}) must be >= --min-bytes ({args.min_bytes}) "
                 "or 0 for the default")
-    if args.iters < 1:
-        p.error(f"--iters must be >= 1, got {args.iters}")
-    if args.warmup_iters < 0:
-        p.error(f"--warmup-iters must be >= 0, got {args.warmup_iters}")
     if args.cuda_graph_max_bytes < 0:
         p.error(f"--cuda-graph-max-bytes must be >= 0, got {args.cuda_graph_max_bytes}")
     if args.device == "cuda" and not torch.cuda.is_available():
