@@ -62,9 +62,11 @@ def one_line(summary: dict) -> str:
     """The message a failed validation stops with."""
     if summary["status"] != "fail":
         return f"health checks {summary['status']} on {len(summary['nodes'])} node(s)"
-    per_node = [f"{_name(n)}: " + "; ".join(f"{c['name']}: {c['reason']}" for c in n["checks"]
-                                           if c["status"] == "fail")
-                for n in summary["results"] if n["status"] == "fail"]
+
+    def failed(node: dict) -> str:
+        return "; ".join(f"{c['name']}: {c['reason']}" for c in node["checks"] if c["status"] == "fail")
+
+    per_node = [f"{_name(n)}: {failed(n)}" for n in summary["results"] if n["status"] == "fail"]
     return "health check failed on " + " | ".join(per_node or ["no node reported"])
 
 

@@ -27,7 +27,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-status: {description: pass, warn or fail (the worst node)., returned: always, type: str}
+status: {description: "pass, warn or fail (the worst node).", returned: always, type: str}
 message: {description: One line naming every failed check per node., returned: always, type: str}
 failures: {description: '"host: check: reason" per failed check.', returned: always, type: list}
 health_warnings: {description: '"host: check: reason" per warning.', returned: always, type: list}

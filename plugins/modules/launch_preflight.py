@@ -15,10 +15,10 @@ description:
 options:
   python: {description: The case's interpreter on the node (bare launches)., type: str, required: true}
   framework_module: {description: Module whose import proves the framework is there., type: str, required: true}
-  accelerator: {description: cpu, cuda or neuron., type: str, default: cpu}
+  accelerator: {description: "cpu, cuda or neuron.", type: str, default: cpu}
   procs_per_node: {description: Processes this node runs (CUDA needs as many GPUs)., type: int, default: 1}
-  container: {description: The plan's container (image, mounts) or null for a bare launch., type: dict}
-  runtime: {description: podman or enroot (ssh mode) or pyxis (slurm mode)., type: str, default: podman}
+  container: {description: "The plan's container (image, mounts) or null for a bare launch.", type: dict}
+  runtime: {description: podman or enroot (ssh mode) or pyxis (slurm mode)., type: str, default: podman, choices: [podman, enroot, pyxis]}
   container_python: {description: The interpreter inside the image., type: str, default: python3}
   env_hint: {description: How to build the case's environment (quoted when the import fails)., type: str, default: ""}
   shared_marker:
@@ -78,7 +78,8 @@ print(json.dumps(out))
 
 def _run(argv: list[str], timeout: int = 120) -> tuple[int, str]:
     try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                              check=False)
     except FileNotFoundError:
         return 127, f"{argv[0]}: not found"
     except subprocess.TimeoutExpired:

@@ -19,7 +19,7 @@ description:
 options:
   python: {description: Interpreter with torch ('' skips torch)., type: str, default: python3}
   image: {description: Container image whose /opt/awsome/stack.json to read ('' for none)., type: str, default: ''}
-  container_cli: {description: podman or docker, to read the image., type: str, default: podman}
+  container_cli: {description: "podman or docker, to read the image.", type: str, default: podman}
   lib_dirs:
     description: Directories searched for libnccl and the aws-ofi-nccl plugin.
     type: list
@@ -133,7 +133,7 @@ class Reader:
         if not exe:
             return None
         try:
-            p = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=120)
+            p = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=120, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return p.returncode, p.stdout, p.stderr

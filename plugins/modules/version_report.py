@@ -28,8 +28,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-flags: {description: One line per difference (from a pin, or between nodes)., returned: always, type: list}
-text: {description: The table as plain text, then the flags., returned: always, type: str}
+flags: {description: "One line per difference (from a pin, or between nodes).", returned: always, type: list}
+text: {description: "The table as plain text, then the flags.", returned: always, type: str}
 report: {description: Path of versions.html., returned: always, type: str}
 """
 

@@ -69,7 +69,8 @@ def run(cmd: list[str], timeout: float = 60, env: dict | None = None) -> tuple[i
     if not exe or not os.access(exe, os.X_OK):
         return None
     try:
-        p = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=timeout, env=env)
+        p = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=timeout, env=env,
+                           check=False)
     except subprocess.TimeoutExpired:
         return 124, "", f"{cmd[0]} timed out after {timeout:g}s"
     return p.returncode, p.stdout, p.stderr
@@ -394,7 +395,7 @@ def check_gpu_topology(node: Node) -> dict:
             + (f" and {len(missing) - 4} more pair(s)" if len(missing) > 4 else ""),
             matrix=_topo_data(cells),
         )
-    links = sorted({v for v in cells.values()})
+    links = sorted(set(cells.values()))
     return check(
         "gpu_topology", PASS, f"NVLink between every GPU pair ({', '.join(links)})", matrix=_topo_data(cells)
     )

@@ -1,0 +1,27 @@
+"""`ansible-test sanity` (ansible-core's checks for a collection) passes on the Ansible content.
+
+tests/sanity/run_sanity.sh runs it offline (docs/development.md, "ansible-test sanity"); its venvs
+are cached under .state/sanity, so only a fresh machine pays for installing them (a few minutes).
+Every default test runs except those whose tool this machine lacks (ansible-test skips them with a
+warning: shellcheck, pslint). The paths are the collection's Ansible content; tests/, test_cases/
+(training code run by torchrun) and scripts/ are not plugins and are left to ruff.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from helpers import REPO
+
+PATHS = ["plugins/", "roles/", "playbooks/", "lifecycle/", "meta/", "molecule/", "inventories/",
+         "galaxy.yml"]
+
+
+def test_ansible_test_sanity_passes():
+    proc = subprocess.run([str(REPO / "tests" / "sanity" / "run_sanity.sh"), *PATHS], cwd=REPO, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1500, check=False)
+    errors = [line for line in proc.stdout.splitlines() if line.startswith(("ERROR", "FATAL"))]
+    assert proc.returncode == 0 and not errors, "\n".join(errors[:60]) or proc.stdout[-6000:]
+    # It ran the checks, not nothing: the ones that found problems here before.
+    for name in ("validate-modules", "pylint", "pep8", "import", "ansible-doc", "action-plugin-docs"):
+        assert f'Running sanity test "{name}"' in proc.stdout
