@@ -42,6 +42,7 @@ perl_expr='
 bare_expr='
   s/(?<![\w.\/])stack_manifest(?![\w])/_stack/g;
   s/(?<![\w.\/])vendor_repo(?![\w])/_vendor_repo/g;
+  s/`artifact`/`_artifact`/g;
 '
 
 changed=()
@@ -62,4 +63,20 @@ fi
 for old in "${!RENAMES[@]}"; do
   git mv "roles/$old" "roles/${RENAMES[$old]}"
 done
-echo "renamed; now run: pytest tests/lint tests/molecule/test_node_stack_errors.py"
+
+# ansible-lint wants role names without a leading underscore and role variables prefixed with the
+# role's name (_stack_...): the internal roles keep their variable names (users set them), so
+# their own findings of these two rules go to .ansible-lint-ignore, file by file.
+venv_bin="${VENV_BIN:-.venv/bin}"
+"$venv_bin/ansible-lint" --offline -f pep8 --nocolor roles/_stack roles/_artifact roles/_vendor_repo 2>/dev/null \
+  | sed -nE 's/^([^:]+):[0-9:]* (role-name|var-naming\[no-role-prefix\]):.*/\1 \2/p' \
+  | sort -u >> .ansible-lint-ignore || true
+sort -u -o .ansible-lint-ignore .ansible-lint-ignore
+echo "renamed; now run: make role-docs, then pytest tests/lint tests/molecule/test_node_stack_errors.py"
+# ansible-lint searches ~/.ansible/collections first, where Molecule installs the collection before
+# each scenario: that copy still has the old names until the next scenario replaces it.
+stale="${HOME}/.ansible/collections/ansible_collections/awsome/distributed_training/roles/stack_manifest"
+if [[ -d "$stale" ]]; then
+  echo "note: ${stale%/roles/*} (Molecule's copy) has the old role names; ansible-lint's syntax check" \
+       "fails on it until a Molecule scenario reinstalls the collection (or remove that copy)"
+fi
