@@ -17,7 +17,9 @@ import os
 import sys
 import tarfile
 
-SKIP_DIRS = {"__pycache__", "tests"}
+# tests/ is left out as the PyPI package leaves it out; byte code is never shipped.
+SKIP_TOP = {"tests"}
+SKIP_DIRS = {"__pycache__"}
 
 
 def sha256(data: bytes) -> str:
@@ -37,8 +39,8 @@ def pack(src: str, out_dir: str) -> str:
     files = [entry(".", None)]
     contents: dict[str, bytes] = {}
     for top, dirs, names in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         rel_top = os.path.relpath(top, src)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not (rel_top == "." and d in SKIP_TOP))
         if rel_top != ".":
             files.append(entry(rel_top, None))
         for name in sorted(names):
