@@ -161,7 +161,7 @@ def test_image_playbook_maps_profiles_to_roles_in_order(tmp_path) -> None:
     got = {host: roles.split(",") for host, roles in
            re.findall(r"ok: \[(\S+)\] =>\s+msg: 'image roles: ([^']*)'", proc.stdout)}
     assert got == want
-    assert want["gpu-container"] == ["stack_manifest", "common", "cuda_toolkit", "efa", "nccl"]
+    assert want["gpu-container"] == ["common", "cuda_toolkit", "efa", "nccl"]
     assert [r for r in want["training-cpu"] if r != "stack_manifest"] == ["common", "efa", "pytorch_env"]
 
 
