@@ -5,7 +5,7 @@ The AMI bake itself needs AWS and cannot run here; its templates are validated o
 tests/lint/test_packer_validate.py, and here a stand-in `packer` (PACKER=...) records what
 scripts/packer_build.sh would run. The training-cpu bake is real (the `training_image` fixture in
 conftest.py): Packer 1.6.6 builds a container with podman (through the docker shim), runs the real
-roles of the profile (stack_manifest, common, efa, pytorch_env) against the local artifact mirror
+roles of the profile (common, efa, pytorch_env) against the local artifact mirror
 (tests/fixtures/mirror: a fixture payload stands in for the EFA installer) and the torch CPU wheel
 from pip's local wheels, labels the image and exports its Enroot squashfs; the test reads both back.
 It replaces the earlier cpu-profile bake of packer/local (same template, same roles but pytorch_env):
@@ -162,7 +162,7 @@ def test_image_playbook_maps_profiles_to_roles_in_order(tmp_path) -> None:
            re.findall(r"ok: \[(\S+)\] =>\s+msg: 'image roles: ([^']*)'", proc.stdout)}
     assert got == want
     assert want["gpu-container"] == ["common", "cuda_toolkit", "efa", "nccl"]
-    assert [r for r in want["training-cpu"] if r != "stack_manifest"] == ["common", "efa", "pytorch_env"]
+    assert want["training-cpu"] == ["common", "efa", "pytorch_env"]
 
 
 def podman_json(*args: str) -> object:
