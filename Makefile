@@ -18,7 +18,7 @@ export PATH             := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help setup host-packages venv collection-link images demo cluster cluster-down run \
-        test lint unit molecule integration benchmark ami image bundle clean role-docs sanity
+        test lint unit molecule integration benchmark ami image bundle clean role-docs sanity changelog
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -80,6 +80,10 @@ integration: setup images ## simulated-cluster and moto-backed tests
 
 role-docs: setup ## regenerate roles/*/README.md and docs/roles/ from the roles' argument specs
 	$(VENV)/bin/python scripts/gen_role_docs.py
+
+changelog: setup ## fold changelogs/fragments into galaxy.yml's version and regenerate CHANGELOG.md
+	antsibull-changelog release --version $$($(VENV)/bin/python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
+	rm -f changelogs/.plugin-cache.yaml
 
 sanity: setup ## ansible-test sanity, offline (venvs cached in .state/sanity)
 	tests/sanity/run_sanity.sh
