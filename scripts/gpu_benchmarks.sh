@@ -43,6 +43,8 @@ run() {  # run NAME MIN_SECONDS PLAYBOOK ARGS...
   ln -sfn "$(readlink -f results/latest)" "results/gpu/$name"
 }
 
+# The machine's job environment (/etc/awsome/nccl.env, NVLink multicast off) from the nccl role.
+ansible-playbook playbooks/job_env.yml -i "$inv" > results/gpu/job_env.log 2>&1 || echo "job_env.yml failed"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'nccl', torch.cuda.nccl.version())"
 # torchtitan itself on the same machine (by name, first): the anchor the presets are measured against.
@@ -65,6 +67,10 @@ run fsdp8b_cudnn 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "sdpa_backend":
 # Eager keeps more activations per block than compiled code: checkpoint every block to fit 80 GB.
 run fsdp8b_eager 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
 if [ "$only" != "  " ]; then
+  # Launch modes (by name): the same preset started as torchrun (launch.mode torchrun) and by the
+  # case's own command (launch_mode=command), back to back: a launcher must cost nothing.
+  run fsdp8b_torchrun 100 "${fsdp8b[@]}" -e '{"params": {"steps": 30}}'
+  run fsdp8b_command 100 "${fsdp8b[@]}" -e launch_mode=command -e '{"params": {"steps": 30}}'
   # The same eager run again (by name): the run-to-run spread that bounds the compile/eager comparison.
   run fsdp8b_eager_repeat 70 "${fsdp8b[@]}" -e '{"params": {"steps": 20, "compile": false, "ac_every": 1}}'
   # Activation-checkpointing sweep (run by name): how many blocks may keep their activations.
