@@ -38,8 +38,11 @@ buildah config --label "org.awsome.torch=$torch" "$ctr"
 buildah umount "$ctr" >/dev/null
 buildah commit --quiet "$ctr" "$IMAGE" >/dev/null
 
-# Earlier bakes of this profile that no tag names any more (podman rmi also drops their build parent).
+# Earlier bakes of this profile that no tag names any more (podman rmi also drops their build parent);
+# one that a container still uses stays.
 profile=$(podman image inspect --format '{{index .Labels "org.awsome.profile"}}' "$IMAGE")
-podman images -q --filter dangling=true --filter label=org.awsome.torch \
-  --filter "label=org.awsome.profile=$profile" | xargs -r podman rmi --ignore >/dev/null
+for old in $(podman images -q --filter dangling=true --filter label=org.awsome.torch \
+               --filter "label=org.awsome.profile=$profile"); do
+  podman rmi "$old" >/dev/null 2>&1 || echo "kept $old (in use)"
+done
 echo "finished $IMAGE (torch $torch) and $SQSH"
