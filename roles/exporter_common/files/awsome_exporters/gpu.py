@@ -35,7 +35,7 @@ def expand_indices(text: str) -> list[int]:
     """'0-1,3' -> [0, 1, 3]."""
     out = []
     for rng in filter(None, text.split(",")):
-        lo, _, hi = rng.partition("-")
+        lo, _sep, hi = rng.partition("-")
         out.extend(range(int(lo), int(hi or lo) + 1))
     return out
 

@@ -32,7 +32,7 @@ def expand_hostlist(text: str) -> list[str]:
             names.append(part)
             continue
         for rng in m.group(2).split(","):
-            lo, _, hi = rng.partition("-")
+            lo, _sep, hi = rng.partition("-")
             width = len(lo)
             for i in range(int(lo), int(hi or lo) + 1):
                 names.append(f"{m.group(1)}{i:0{width}d}{m.group(3)}")
