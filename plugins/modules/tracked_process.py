@@ -64,6 +64,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.awsome.distributed_training.plugins.module_utils.detached import start_detached
+
 
 def read_pid(pidfile: str) -> int:
     """The PID recorded in pidfile, 0 when missing or unreadable."""
@@ -126,21 +128,6 @@ def stop(pid: int, match: str | None, netns: str | None, timeout: float) -> None
         if wait_until(lambda: not is_ours(pid, match, netns), timeout):
             return
     raise RuntimeError(f"process {pid} survived SIGKILL")
-
-
-def start_detached(command: list[str], pidfile: str, log: str | None) -> int:
-    if log:
-        os.makedirs(os.path.dirname(log), exist_ok=True)
-    out = open(log or os.devnull, "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        # Own session: the process outlives this module and ansible, and gets no terminal signals.
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True, close_fds=True)
-    finally:
-        out.close()
-    with open(pidfile, "w", encoding="ascii") as handle:
-        handle.write(f"{child.pid}\n")
-    return child.pid
 
 
 def start_daemon(command: list[str]) -> None:

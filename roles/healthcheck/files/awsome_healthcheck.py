@@ -451,7 +451,7 @@ def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
     out = {}
     with open(path, encoding="utf-8") as fh:
         for line in fh:
-            key, _, rest = line.partition(":")
+            key, _sep, rest = line.partition(":")
             if rest.split():
                 out[key] = int(rest.split()[0])  # kB
     return out
