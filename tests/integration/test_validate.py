@@ -1,7 +1,8 @@
 """playbooks/validate.yml against this machine (connection local, no simulated cluster): the role
 installs the check program, the checks run, the report is written. This is a CPU machine with no
 instance type: the GPU checks must say "no GPU expected" and pass; with a wrong expectation
-(-e expect_gpus=8) the play must fail in one line that names the check. The GPU path (NVML numbers,
+(-e expect_gpus=8) the play must fail in one line that names the check. Also the role's `quick`
+entry point (the launcher's preflight) and playbooks/versions.yml on this machine. The GPU path (NVML numbers,
 NVLink, the NCCL threshold) runs on the GPU machine (docs/validation.md gives the command).
 
 The program and its config go under tmp_path (role variables), not /opt and /etc. nofile is lowered
@@ -67,3 +68,37 @@ def test_validate_fails_naming_a_wrong_expectation(tmp_path, inventory):
     assert lines and why in lines[0], proc.stdout[-3000:]
     assert report["status"] == "fail" and report["results"][0]["mode"] == "quick"
     assert report["failures"][0] == f"node1: gpu_count: {why}"
+
+
+def test_quick_entry_point_lists_bad_nodes(tmp_path, inventory):
+    """roles/healthcheck tasks_from: quick, as the launcher's preflight calls it."""
+    play = tmp_path / "preflight.yml"
+    role = "awsome.distributed_training.healthcheck"
+    out = tmp_path / "preflight.json"
+    keep = {"content": "{{ {'bad': healthcheck_bad_nodes, 'status': healthcheck_result.status} | to_json }}",
+            "dest": str(out), "mode": "0644"}
+    play.write_text(yaml.safe_dump([{
+        "name": "Preflight", "hosts": "all", "gather_facts": False,
+        "tasks": [
+            {"name": "Install", "ansible.builtin.include_role": {"name": role}},
+            {"name": "Quick checks", "ansible.builtin.include_role": {"name": role, "tasks_from": "quick"}},
+            {"name": "Keep the result", "ansible.builtin.copy": keep}]}]))
+    proc = run_playbook(str(play), "-e", "expect_gpus=4", inventory=inventory, env=ansible_env(), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    result = json.loads(out.read_text())
+    assert result["status"] == "fail" and len(result["bad"]) == 1
+    assert result["bad"][0].startswith("node1: gpu_count: 4 GPU(s) expected, nvidia-smi failed"), result
+
+
+def test_versions_playbook_reads_this_machine(tmp_path, inventory):
+    """playbooks/versions.yml here: torch is read from the training Python (the venv's CPU build);
+    this machine has no driver, CUDA toolkit, NCCL, EFA or Slurm, so those rows are absent."""
+    results = tmp_path / "results"
+    proc = run_playbook("playbooks/versions.yml", "-e", f"results_root={results}", "-e", "python=python3",
+                        "-e", "versions_strict=true", inventory=inventory, env=ansible_env(), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    report = json.loads(next(results.glob("versions-*/versions.json")).read_text())
+    torch_version = report["nodes"]["node1"]["torch"]
+    assert torch_version.startswith("2.") and report["flags"] == []
+    assert [r["component"] for r in report["rows"]] == ["torch"]
+    assert "PyTorch" in proc.stdout and torch_version in proc.stdout
