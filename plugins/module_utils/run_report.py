@@ -186,7 +186,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
     start_time = float(plan["launched_at"]) if plan.get("launched_at") else min(times, default=None)
     mem = [r["peak_mem_gib"] for r in steps if _finite(r.get("peak_mem_gib"))]
     reserved = [r["peak_reserved_gib"] for r in steps if _finite(r.get("peak_reserved_gib"))]
-    return {
+    summary = {
         "run_id": plan["run_id"],
         "test_case": plan["test_case"],
         "preset": plan["preset"],
@@ -197,6 +197,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         "procs_per_node": ppn,
         "world_size": world,
         "accelerator": plan.get("accelerator"),
+        "rdzv_port": plan.get("rdzv_port"),
         "launch_mode": plan.get("launch_mode", "torchrun"),
         "container": plan.get("container"),
         "node_environment": node_env,
@@ -206,6 +207,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         "duration_s": round(max(times) - start_time, 3) if times and start_time else None,
         "time_to_first_step_s": round(first_step - start_time, 3) if first_step and start_time else None,
         "steps": len(rank0),
+        "last_step": facts.last_step(),
         "loss_first": loss_first,
         "loss_last": loss_last,
         "steady": steady,
@@ -217,7 +219,28 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         "busbw_max_gbps": max((r["busbw_gbps"] for r in collectives if _finite(r.get("busbw_gbps"))),
                               default=None),
         "node_status": statuses,
+        # What a restart acts on: nodes that never came back, and nodes whose job died by itself
+        # (not stopped by the launcher, not timed out).
+        "lost_nodes": [st["host"] for st in statuses if st.get("lost")],
+        "died_nodes": [st["host"] for st in statuses if not st.get("lost") and st["rc"] not in (0, None)
+                       and not (st["reason"] or "").startswith(("timeout", "stopped"))],
     }
+    if plan.get("attempts"):
+        # Every attempt of a restarted run, this one last, with the steps each restart trained again.
+        chain = [_attempt(s) for s in plan["attempts"]] + [_attempt(summary)]
+        for before, after in zip(chain, chain[1:], strict=False):
+            if before["last_step"] is not None and after["resumed_from_step"] is not None:
+                after["steps_redone"] = before["last_step"] - after["resumed_from_step"]
+        summary["attempts"] = chain
+    return summary
+
+
+def _attempt(s: dict) -> dict:
+    """One earlier attempt of a restarted run, as the final report lists it."""
+    loads = [c["step"] for c in s.get("checkpoints", []) if c.get("action") == "load"]
+    return {"run_id": s["run_id"], "nodes": s["nodes"], "status": s["status"],
+            "failure": (s.get("failures") or [""])[0], "lost_nodes": s.get("lost_nodes", []),
+            "resumed_from_step": loads[0] if loads else None, "last_step": s.get("last_step")}
 
 
 def plot(records: list[dict], spec: dict, path: str) -> bool:
@@ -316,6 +339,19 @@ def software_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
+def attempts_html(summary: dict) -> str:
+    attempts = summary.get("attempts") or []
+    if not attempts:
+        return ""
+    rows = [[cell(a["run_id"]), cell(", ".join(a["nodes"])),
+             f'<span class="{e(a["status"])}">{e(a["status"])}</span>', cell(a.get("failure")),
+             cell(a.get("resumed_from_step")), cell(a.get("last_step")), cell(a.get("steps_redone"))]
+            for a in attempts]
+    header = ["attempt", "nodes", "status", "what happened first", "resumed from step", "last step",
+              "steps trained again"]
+    return "<h2>Attempts</h2>" + table(header, rows)
+
+
 def write_html(summary: dict, images: list[str], path: str, request: dict | None = None) -> None:
     fails = "".join(f"<li>{e(f)}</li>" for f in summary["failures"])
     imgs = "".join(f'<figure><img src="{e(i)}" alt="{e(i)}"></figure>' for i in images)
@@ -342,6 +378,7 @@ def write_html(summary: dict, images: list[str], path: str, request: dict | None
                       "NCCL network"], software_rows(summary))
     body = (figures(headline(summary))
             + (f"<h2>Failures</h2><ul>{fails}</ul>" if fails else "")
+            + attempts_html(summary)
             + f"<h2>Plots</h2>{imgs or '<p>no plots</p>'}"
             + "<h2>Run</h2>" + run_table
             + f"<h2>Reproduce</h2><pre><code>{e(reproduce(summary, request or {}))}</code></pre>"
@@ -407,6 +444,7 @@ def write_index(results_root: str) -> str:
 
 
 def write_report(run_dir: str, plan: dict) -> dict:
+    os.makedirs(run_dir, exist_ok=True)  # an attempt that reached no node still gets its report
     records = load_records(run_dir)
     summary = summarize(run_dir, plan, records)
     with open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8") as fh:

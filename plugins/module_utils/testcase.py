@@ -10,6 +10,7 @@ import os
 import re
 import time
 import uuid
+import zlib
 from typing import Any
 
 import yaml
@@ -17,6 +18,7 @@ import yaml
 from ansible_collections.awsome.distributed_training.plugins.module_utils.run_checks import CHECKS
 
 MAX_NODES = 64
+RDZV_PORT_BASE, RDZV_PORTS = 29500, 2000
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 LAUNCH_MODES = ("torchrun", "command")
 # What the preflight imports to prove a node (or an image) holds the case's framework, unless the
@@ -294,6 +296,9 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
         "checkpoint_dir": bool(launch.get("checkpoint_dir", False)),
         "nodes": chosen,
         "head": chosen[0],
+        # One port per run: two runs on the same nodes rendezvous apart (their directories are
+        # per run id already).
+        "rdzv_port": RDZV_PORT_BASE + zlib.crc32(run_id.encode()) % RDZV_PORTS,
         "procs_per_node": ppn,
         "world_size": want * ppn,
         "accelerator": accelerator,
