@@ -110,7 +110,7 @@ if [ "$only" != "  " ]; then
   direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr
   direct ckpt_thread_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"thread\"}" --checkpoint-dir /var/tmp/ckpt_thread_tr
 fi
-run nccl_sweep 40 playbooks/run_nccl.yml -e preset=h100-sweep
+run nccl_sweep 40 playbooks/run_collectives.yml -e preset=h100-sweep
 ckpt='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "checkpoint_every": 5'
 run ckpt_save 60 playbooks/run_fsdp.yml -e "{$ckpt, \"steps\": 10}}"
 saved=$(basename "$(readlink -f results/gpu/ckpt_save)")

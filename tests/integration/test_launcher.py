@@ -102,8 +102,8 @@ def test_ddp_cpu_tiny_trains_on_both_nodes(local_cluster):
     assert_trained_on_every_node(run_dir, steps=summary_of(run_dir)["params"]["steps"])
 
 
-def test_nccl_cpu_small_sweeps_collectives_correctly(local_cluster):
-    proc = run_playbook("playbooks/run_nccl.yml", "-e", "preset=cpu-small", inventory=local_cluster)
+def test_collectives_cpu_small_sweeps_collectives_correctly(local_cluster):
+    proc = run_playbook("playbooks/run_collectives.yml", "-e", "preset=cpu-small", inventory=local_cluster)
     assert proc.returncode == 0, proc.stdout[-4000:]
     run_dir = results_of(proc)
     s = summary_of(run_dir)
@@ -204,3 +204,15 @@ def test_a_shared_root_that_is_not_shared_is_refused(local_cluster, tmp_path):
     assert (f"node2: {tmp_path / 'node2-only'} is not shared with the head node (its marker is not there)"
             in proc.stdout), proc.stdout[-2000:]
     assert "Start the job on every node" not in proc.stdout
+
+
+def test_the_old_run_nccl_playbook_still_works_for_one_release_and_says_so(tmp_path):
+    """Rendered only (nothing reaches a node): the old name runs the renamed case, with a deprecation."""
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"cluster": {"hosts": {"n1": {}, "n2": {}}}}}}))
+    proc = run_playbook("playbooks/run_nccl.yml", "-e", "preset=cpu-small", "-e", "render_only=true",
+                        inventory=inv)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "[DEPRECATED] playbooks/run_nccl.yml" in proc.stdout and "run_collectives.yml" in proc.stdout
+    rendered = Path(proc.stdout.split("rendered: ")[1].split()[0].strip("'\""))
+    assert "code/collectives/src/collectives.py" in (rendered / "n1" / "launch.sh").read_text()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-# the case's code is staged to nodes with test_cases/nccl/src on PYTHONPATH; do the same here
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test_cases" / "nccl" / "src"))
+# the case's code is staged to nodes with test_cases/collectives/src on PYTHONPATH; do the same here
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test_cases" / "collectives" / "src"))
 
 import collectives  # noqa: E402
 from collbench import bandwidth, ops, patterns, table  # noqa: E402
@@ -214,7 +214,7 @@ def test_every_preset_renders_arguments_the_entrypoint_accepts(tmp_path, monkeyp
     )
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # h100-sweep asks for --device cuda
-    manifest = load_manifest(str(Path(__file__).resolve().parents[2] / "test_cases"), "nccl")
+    manifest = load_manifest(str(Path(__file__).resolve().parents[2] / "test_cases"), "collectives")
     seen = {}
     for preset in manifest["presets"]:
         plan = resolve(manifest, preset=preset, hosts=["n1", "n2"], target="cluster")

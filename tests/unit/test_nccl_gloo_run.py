@@ -1,6 +1,7 @@
-"""The nccl test case run for real with gloo on CPU, on 127.0.0.1 only.
+"""The collectives test case run for real with gloo on CPU, on 127.0.0.1 only.
 
-NCCL on GPUs cannot run on this machine; the GPU path was measured on 4x H100 (docs/test_cases/nccl.md).
+NCCL on GPUs cannot run on this machine; the GPU path was measured on 4x H100
+(docs/test_cases/collectives.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SRC = REPO / "test_cases" / "nccl" / "src"
+SRC = REPO / "test_cases" / "collectives" / "src"
 sys.path.insert(0, str(SRC))
 
 import collectives  # noqa: E402

@@ -103,12 +103,13 @@ def test_coerce_rejects_wrong_types(spec, value):
 
 def test_repository_manifests_are_valid(repo):
     cases = known_cases(str(repo / "test_cases"))
-    assert {"fsdp", "ddp", "nccl"} <= set(cases)
+    assert {"fsdp", "ddp", "collectives", "picotron", "jax"} <= set(cases)
     for name in cases:
         manifest = load_manifest(str(repo / "test_cases"), name)
         for preset in manifest["presets"]:
             p = resolve(manifest, preset=preset, hosts=[f"n{i}" for i in range(64)], target="all")
-            assert p["world_size"] >= 1 and p["entrypoint"].endswith(".py")
+            assert p["world_size"] >= 1
+            assert p["entrypoint"].endswith(".py") or p["launch_mode"] == "command"
 
 
 def test_unknown_test_case_lists_the_known_ones(repo):

@@ -531,7 +531,7 @@ def check_nccl(node: Node) -> dict:
     with tempfile.TemporaryDirectory(prefix="awsome-health-nccl-") as out:
         env = dict(
             os.environ,
-            PYTHONPATH=f"{code}/common:{code}/nccl/src",
+            PYTHONPATH=f"{code}/common:{code}/collectives/src",
             OMP_NUM_THREADS="1",
             NCCL_NVLS_ENABLE="0",
             TORCH_SYMM_MEM_DISABLE_MULTICAST="1",
@@ -544,7 +544,7 @@ def check_nccl(node: Node) -> dict:
                 "torch.distributed.run",
                 "--standalone",
                 f"--nproc-per-node={want}",
-                f"{code}/nccl/src/collectives.py",
+                f"{code}/collectives/src/collectives.py",
                 "--ops",
                 "all_reduce",
                 "--min-bytes",

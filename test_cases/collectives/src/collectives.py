@@ -3,7 +3,7 @@
 Measures all_reduce, all_gather, reduce_scatter, alltoall and broadcast over a power-of-two size
 sweep the way nccl-tests does, checks one result per point, and writes `collective` JSON lines
 (rank 0) plus `start`/`end` on every rank. Exits non-zero when any result was wrong.
-See docs/test_cases/nccl.md.
+See docs/test_cases/collectives.md.
 """
 
 from __future__ import annotations
