@@ -3,24 +3,25 @@
 # (mostly waiting on podman and apt inside containers) overlap the simulated-cluster tests (mostly
 # torch and ssh). Two sessions rather than pytest-xdist: the cluster is one per machine and every
 # test that uses it must share one session (tests/integration/conftest.py), and xdist 3.8's work
-# groups do not take effect under pytest 9. Extra arguments go to both sessions.
+# groups do not take effect under pytest 9. The unit tests ride with lint and Molecule: the cluster
+# session is the longer one. Extra arguments go to both sessions.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-log=.state/test-integration-unit.log
+log=.state/test-integration.log
 mkdir -p .state
 
-pytest tests/integration tests/unit "$@" > "$log" 2>&1 &
+pytest tests/integration "$@" > "$log" 2>&1 &
 background=$!
 # A stopped `make test` stops both sessions.
 trap 'kill "$background" 2>/dev/null' INT TERM
 
-pytest tests/lint tests/molecule "$@"
+pytest tests/lint tests/molecule tests/unit "$@"
 foreground_rc=$?
 wait "$background"
 background_rc=$?
 
 echo
-echo "=================== tests/integration tests/unit (ran alongside; log: $log) ==================="
+echo "=================== tests/integration (ran alongside; log: $log) ==================="
 cat "$log"
-echo "tests/lint tests/molecule: exit $foreground_rc; tests/integration tests/unit: exit $background_rc"
+echo "tests/lint tests/molecule tests/unit: exit $foreground_rc; tests/integration: exit $background_rc"
 [ "$foreground_rc" -eq 0 ] && [ "$background_rc" -eq 0 ]

@@ -19,23 +19,13 @@ from picotron4d.model import MODEL_CONFIGS, Stage
 from picotron4d.pipeline import afab_step, all_reduce_gradients, global_loss
 
 from dtcase.metrics import MetricsWriter
+from dtcase.params import manifest_parser
 from dtcase.runtime import finish, init_distributed, peak_mem_gib
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for axis in ("dp", "pp", "cp", "tp"):
-        p.add_argument(f"--{axis}", type=int, default=1, help=f"{axis} size")
-    p.add_argument("--model", default="tiny", choices=sorted(MODEL_CONFIGS))
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--global-batch-size", type=int, default=8, help="samples per step, all ranks together")
-    p.add_argument("--micro-batches", type=int, default=2, help="pipeline micro-batches per dp rank")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--lr", type=float, default=0.003)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=1)
-    p.add_argument("--output-dir", required=True)
-    return p.parse_args(argv)
+    """The manifest's parameters (dtcase.params): the layout, model and schedule, declared once."""
+    return manifest_parser(__file__, __doc__.splitlines()[0]).parse_args(argv)
 
 
 def check(args: argparse.Namespace, world_size: int) -> Layout:
