@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -38,3 +39,25 @@ def run_playbook(playbook: str, *args: str, inventory: str | Path | None = None,
     if inventory is not None:
         cmd[2:2] = ["-i", str(inventory)]
     return run(cmd, timeout=timeout, check=check, env=env)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a local rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_local_processes(cmd: list[str], envs: list[dict[str, str]],
+                        timeout: float = 300) -> tuple[list[int], list[str]]:
+    """Start one process of `cmd` per environment at once (the ranks or nodes of a job, on this
+    machine), wait for all, and return their exit codes and outputs. One that hangs after another
+    failed is killed when the wait ends."""
+    procs = [subprocess.Popen(cmd, env={**os.environ, **env}, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for env in envs]
+    try:
+        logs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()  # no-op once exited
+    return [p.returncode for p in procs], logs

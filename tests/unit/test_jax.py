@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
+from helpers import free_port, run_local_processes
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "test_cases" / "jax" / "src"
@@ -57,28 +58,14 @@ def jax_python() -> Path:
     return python
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(python: Path, out: Path, nodes: int, *extra: str, env: dict | None = None):
-    port = str(_free_port())
-    procs = []
-    for node in range(nodes):
-        node_env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NNODES=str(nodes),
-                        NODE_RANK=str(node), NPROC_PER_NODE="1", WORLD_SIZE=str(nodes), OMP_NUM_THREADS="1",
-                        PYTHONPATH=f"{REPO / 'test_cases' / 'common'}:{SRC}", **(env or {}))
-        cmd = [str(python), str(SRC / "train.py"), *ARGS, *extra, "--output-dir", str(out)]
-        procs.append(subprocess.Popen(cmd, env=node_env, text=True, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT))
-    try:
-        logs = [p.communicate(timeout=300)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()  # no-op once exited; stops a process left waiting for its peer
-    return [p.returncode for p in procs], logs
+    port = str(free_port())
+    cmd = [str(python), str(SRC / "train.py"), *ARGS, *extra, "--output-dir", str(out)]
+    # The launch contract of command mode: one process per node.
+    return run_local_processes(cmd, [
+        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "NNODES": str(nodes), "NODE_RANK": str(node),
+         "NPROC_PER_NODE": "1", "WORLD_SIZE": str(nodes), "OMP_NUM_THREADS": "1",
+         "PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{SRC}", **(env or {})} for node in range(nodes)])
 
 
 @pytest.mark.slow

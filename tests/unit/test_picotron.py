@@ -12,13 +12,12 @@ cluster (docs/test_cases/picotron.md gives its measured losses).
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import free_port, run_local_processes
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "test_cases" / "picotron" / "src"
@@ -73,28 +72,13 @@ def test_dp_and_cp_ranks_together_read_exactly_the_global_batch():
     assert torch.equal(whole_in[:, 1:], whole_lab[:, :-1])  # labels are the next tokens
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(out: Path, world: int, *layout: str) -> tuple[list[int], list[list[dict]], str]:
-    port = str(_free_port())
+    port = str(free_port())
     cmd = [sys.executable, str(SRC / "train.py"), *ARGS, *layout, "--output-dir", str(out)]
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK=str(rank),
-                   LOCAL_RANK=str(rank), WORLD_SIZE=str(world), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1",
-                   PYTHONPATH=f"{REPO / 'test_cases' / 'common'}:{SRC}")
-        procs.append(subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT))
-    try:
-        logs = [p.communicate(timeout=300)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()  # no-op once exited; stops a hung rank if another failed
-    codes = [p.returncode for p in procs]
+    codes, logs = run_local_processes(cmd, [
+        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank), "LOCAL_RANK": str(rank),
+         "WORLD_SIZE": str(world), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
+         "PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{SRC}"} for rank in range(world)])
     records = [[json.loads(line) for line in (out / f"metrics-rank{r}.jsonl").read_text().splitlines()]
                if (out / f"metrics-rank{r}.jsonl").exists() else [] for r in range(world)]
     return codes, records, "\n".join(logs)

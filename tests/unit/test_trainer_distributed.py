@@ -7,14 +7,13 @@ paths (NCCL, bf16 mixed precision, meta-device init, compile) cannot run on this
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import free_port, run_local_processes
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "test_cases"
@@ -25,30 +24,16 @@ ARGS = ["--model", "tiny", "--seq-len", "64", "--local-batch-size", "4", "--step
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(case: str, out: Path, *extra: str, world: int = 2) -> list[list[dict]]:
     """Run ``world`` ranks of test_cases/<case>/src/train.py; returns each rank's metric records."""
     src = CASES / case / "src"
-    port = str(_free_port())
+    port = str(free_port())
     cmd = [sys.executable, str(src / "train.py"), *ARGS, "--output-dir", str(out), *extra]
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, RANK=str(rank),
-                   LOCAL_RANK=str(rank), WORLD_SIZE=str(world), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1",
-                   PYTHONPATH=f"{CASES / 'common'}:{src}")
-        procs.append(subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT))
-    try:
-        logs = [p.communicate(timeout=300)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()  # no-op once exited; stops a hung rank if the other failed
-    assert [p.returncode for p in procs] == [0] * world, "\n".join(logs)[-4000:]
+    codes, logs = run_local_processes(cmd, [
+        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank), "LOCAL_RANK": str(rank),
+         "WORLD_SIZE": str(world), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
+         "PYTHONPATH": f"{CASES / 'common'}:{src}"} for rank in range(world)])
+    assert codes == [0] * world, "\n".join(logs)[-4000:]
     return [[json.loads(line) for line in (out / f"metrics-rank{r}.jsonl").read_text().splitlines()]
             for r in range(world)]
 
