@@ -71,7 +71,7 @@ class ActionModule(ActionBase):
         last = None
         while True:
             out = self._shell(probe)
-            rc_text, _, tail = out.partition("@@")
+            rc_text, _sep, tail = out.partition("@@")
             elapsed = time.monotonic() - start
             if show and tail.strip() and tail != last:
                 last = tail

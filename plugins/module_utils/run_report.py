@@ -110,7 +110,7 @@ def environment_of(run_dir: str, plan: dict) -> tuple[dict, list[str]]:
     checks = plan.get("node_checks") or {}
     for host in plan["nodes"]:
         seen = {k: v for k, v in (checks.get(host) or {}).items()
-                 if k in ("framework_version", "gpus", "efa_devices", "image")}
+                if k in ("framework_version", "gpus", "efa_devices", "image")}
         nccl = nccl_of_node(run_dir, host)
         if nccl:
             seen["nccl"] = nccl
@@ -420,7 +420,7 @@ def write_index(results_root: str) -> str:
     sections = []
     for (case, preset), items in sorted(groups.items()):
         items.sort(key=lambda s: s.get("launched_at") or 0)
-        label, _ = headline_value(items[-1])
+        label = headline_value(items[-1])[0]
         values = [headline_value(s)[1] for s in items]
         good = [v for s, v in zip(items, values, strict=True) if s.get("status") == "passed" and _finite(v)]
         regressed = (len(good) >= 3 and _finite(values[-1]) and label.startswith(("tokens", "peak"))

@@ -13,7 +13,10 @@ import uuid
 import zlib
 from typing import Any
 
-import yaml
+try:
+    import yaml
+except ImportError:  # the module reports it (missing_required_lib); the pure functions do not need it
+    yaml = None
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils.run_checks import CHECKS
 
@@ -48,6 +51,8 @@ def load_manifest(cases_dir: str, name: str) -> dict:
     path = os.path.join(cases_dir, name, "testcase.yml")
     if not os.path.isfile(path):
         raise ManifestError(f"unknown test case {name!r} (known: {', '.join(known_cases(cases_dir))})")
+    if yaml is None:
+        raise ManifestError("reading a test case manifest needs PyYAML on the controller")
     with open(path, encoding="utf-8") as fh:
         manifest = yaml.safe_load(fh)
     _check_manifest(manifest, path)
@@ -220,7 +225,7 @@ def _container(manifest: dict, requested: Any, accelerator: str) -> dict | None:
         raise ManifestError(f"container image {image!r} is not an image name or an absolute path")
     mounts = []
     for m in spec.get("mounts") or []:
-        src, _, dst = str(m).partition(":")
+        src, _sep, dst = str(m).partition(":")
         if not src.startswith("/") or (dst and not dst.startswith("/")):
             raise ManifestError(f"container mount {m!r} must be /source[:/destination]")
         mounts.append({"src": src, "dst": dst or src})

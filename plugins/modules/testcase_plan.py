@@ -17,7 +17,7 @@ options:
   params: {description: Parameter overrides., type: raw}
   nodes: {description: Number of nodes (default from the preset)., type: raw}
   procs_per_node: {description: Processes per node (default from the preset)., type: raw}
-  hosts: {description: Hosts of the target inventory group, in order., type: list, elements: str, required: true}
+  hosts: {description: "Hosts of the target inventory group, in order.", type: list, elements: str, required: true}
   target: {description: Name of the target inventory group (for messages)., type: str, required: true}
   run_id: {description: Fixed run id (default generated)., type: str}
   timeout_s: {description: Seconds before the run is stopped (default from the manifest)., type: raw}
@@ -29,7 +29,7 @@ options:
       - Empty to let the manifest decide, C(default) for the manifest's image, C(none) for a bare
         launch, or an image (podman reference, or a squashfs path for Enroot/Pyxis).
     type: str
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

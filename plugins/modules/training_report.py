@@ -17,7 +17,7 @@ options:
     description: Fail the task when the run failed (false between the attempts of a restarted run).
     type: bool
     default: true
-author: awsome.distributed_training developers
+author: awsome.distributed_training developers (@awsome)
 """
 
 EXAMPLES = r"""

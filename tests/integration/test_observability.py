@@ -36,7 +36,7 @@ from helpers import REPO, run_playbook
 
 FIXTURES = REPO / "tests" / "fixtures"
 DASHBOARDS = REPO / "roles" / "prometheus" / "files" / "dashboards"
-PKG_DIR = REPO / "roles" / "exporter_common" / "files"
+PKG_DIR = REPO / "roles" / "_exporter_common" / "files"
 JOBS = ["node", "gpu", "efa", "slurm", "gpu-recorded"]
 NODE = "gpu-st-p5-1"  # the node name of the recorded Slurm output
 # What Grafana would put for the dashboards' variables.

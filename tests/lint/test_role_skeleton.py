@@ -4,11 +4,11 @@
   defaults/main.yml (no undocumented default, no option without a default unless required) and a
   default the spec states equals the one in defaults/main.yml;
 - tasks/main.yml is a table of contents: it only includes or imports;
-- OS data comes through the one chain (stack_manifest's tasks/os_vars.yml, reached through the
+- OS data comes through the one chain (_stack's tasks/os_vars.yml, reached through the
   role's meta dependency): no other first_found loader, no two identical OS data files in a role,
   and a role with OS data files depends on the shared preflight with stack_role = its name;
 - node-stack roles (all but the controller-side ones below) run the shared preflight;
-- packages are installed only through stack_manifest's packages.yml (and the internal vendor_repo
+- packages are installed only through _stack's packages.yml (and the internal _vendor_repo
   role, which pins and holds vendor packages);
 - internal roles (a leading underscore, or "Internal" in meta/main.yml) say so in every entry point
   and refuse a play's direct call.
@@ -28,15 +28,15 @@ from helpers import REPO
 ROLES = REPO / "roles"
 COLLECTION = "awsome.distributed_training"
 # The shared preflight, the one package install and the one OS-vars loader live in this role.
-PREFLIGHT_ROLE = "stack_manifest"
+PREFLIGHT_ROLE = "_stack"
 PACKAGES_ENTRY = f"{PREFLIGHT_ROLE}/tasks/packages.yml"
 OS_VARS_LOADER = f"{PREFLIGHT_ROLE}/tasks/os_vars.yml"
 # Roles that run on the Ansible controller or stage data, not the node stack: no OS data, no preflight.
 CONTROLLER_ROLES = {"launcher", "local_cluster", "stage_data"}
 # Files other than the packages entry point allowed to call a package module: the internal role
 # that adds a signed vendor repository, then installs pinned versions and holds them.
-PACKAGE_MODULE_ALLOWED = {PACKAGES_ENTRY, "vendor_repo/tasks/apt_packages.yml",
-                          "vendor_repo/tasks/dnf_packages.yml"}
+PACKAGE_MODULE_ALLOWED = {PACKAGES_ENTRY, "_vendor_repo/tasks/apt_packages.yml",
+                          "_vendor_repo/tasks/dnf_packages.yml"}
 PACKAGE_MODULES = {p + m for m in ("package", "apt", "dnf", "yum") for p in ("", "ansible.builtin.")}
 INCLUDES = {f"ansible.builtin.{m}" for m in ("include_tasks", "import_tasks", "include_role", "import_role")}
 # An OS data file: <distribution>-<version>.yml or <os_family>.yml (what os_vars.yml looks for).

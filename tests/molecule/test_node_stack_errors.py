@@ -1,7 +1,7 @@
 """Bad input to the node stack fails with one clear line BEFORE anything changes.
 
-Cheap checks on localhost (no container): roles/artifact against the TEST FIXTURE mirror (stand-ins
-for vendor payloads) with a temporary cache dir, and stack_manifest's platform and compatibility
+Cheap checks on localhost (no container): roles/_artifact against the TEST FIXTURE mirror (stand-ins
+for vendor payloads) with a temporary cache dir, and _stack's platform and compatibility
 checks with faked platform facts (tests/molecule/playbooks/library/fake_facts.py). Nothing here
 installs anything on the machine: every role run is expected to stop at its checks.
 """
@@ -282,7 +282,7 @@ INCLUDED = "is internal: roles of the collection include it (include_role); play
                                " apply those roles instead"),
     (f"{COLL}.artifact", INCLUDED),
     (f"{COLL}.vendor_repo", INCLUDED),
-], ids=["stack_manifest", "artifact", "vendor_repo"])
+], ids=["_stack", "artifact", "_vendor_repo"])
 def test_internal_role_refuses_a_direct_call(role, message):
     """An internal role applied by a play stops at its first task with one line."""
     proc = run_playbook("tests/molecule/playbooks/internal_role.yml", "-i", "localhost,",

@@ -1,4 +1,4 @@
-"""The exporters' parsing and metrics (roles/exporter_common/files/awsome_exporters).
+"""The exporters' parsing and metrics (roles/_exporter_common/files/awsome_exporters).
 
 They run under the OS Python with the OS prometheus-client (python3-prometheus-client), as on the
 nodes, so each test runs them in /usr/bin/python3: `--once` prints one scrape. Inputs are fixtures:
@@ -20,7 +20,7 @@ import pytest
 
 from helpers import REPO
 
-PKG_DIR = REPO / "roles" / "exporter_common" / "files"
+PKG_DIR = REPO / "roles" / "_exporter_common" / "files"
 FIXTURES = REPO / "tests" / "fixtures"
 OS_PYTHON = "/usr/bin/python3"
 

@@ -1,4 +1,4 @@
-"""The delay schedule and failure classification of the retry_backoff action (roles/artifact's
+"""The delay schedule and failure classification of the retry_backoff action (roles/_artifact's
 downloads). The retries against a real flaky mirror are tested in tests/molecule/test_node_stack_errors.py."""
 
 from __future__ import annotations

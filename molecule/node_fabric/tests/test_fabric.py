@@ -124,7 +124,7 @@ def test_artifacts_cached_with_checksums(host):
 
 
 def test_stack_record_holds_the_fabric_versions(host):
-    """Each fabric role merged what it installed into /opt/awsome/stack.json (stack_manifest's record)."""
+    """Each fabric role merged what it installed into /opt/awsome/stack.json (_stack's record)."""
     record = host.file("/opt/awsome/stack.json")
     assert record.mode == 0o644
     components = json.loads(record.content_string)["components"]
