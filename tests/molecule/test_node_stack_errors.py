@@ -278,11 +278,13 @@ INCLUDED = "is internal: roles of the collection include it (include_role); play
 
 
 @pytest.mark.parametrize(("role", "message"), [
-    (f"{COLL}.stack_manifest", "is internal: the node-stack roles run it through their meta dependency;"
+    (f"{COLL}._stack", "is internal: the node-stack roles run it through their meta dependency;"
                                " apply those roles instead"),
-    (f"{COLL}.artifact", INCLUDED),
-    (f"{COLL}.vendor_repo", INCLUDED),
-], ids=["_stack", "artifact", "_vendor_repo"])
+    (f"{COLL}._artifact", INCLUDED),
+    (f"{COLL}._vendor_repo", INCLUDED),
+    (f"{COLL}._exporter_common",
+     "is internal: apply efa_exporter, slurm_exporter or gpu_exporter, which depend on it"),
+], ids=["_stack", "_artifact", "_vendor_repo", "_exporter_common"])
 def test_internal_role_refuses_a_direct_call(role, message):
     """An internal role applied by a play stops at its first task with one line."""
     proc = run_playbook("tests/molecule/playbooks/internal_role.yml", "-i", "localhost,",
