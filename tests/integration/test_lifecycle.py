@@ -85,7 +85,8 @@ def test_upload_bundle_to_s3(bundle, moto, aws_env):  # noqa: F811
     assert proc.returncode == 0, proc.stdout[-3000:]
     listed = s3.list_objects_v2(Bucket="sagemaker-lifecycle-demo", Prefix="ml-cluster/")["Contents"]
     keys = sorted(o["Key"].removeprefix("ml-cluster/") for o in listed)
-    assert keys == sorted(p.name for p in bundle.iterdir())
+    # Every file of the bundle, the dependency collections' tarballs under dependencies/ too.
+    assert keys == sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
     body = s3.get_object(Bucket="sagemaker-lifecycle-demo", Key="ml-cluster/on_create.sh")["Body"].read()
     assert body == (bundle / "on_create.sh").read_bytes()
     again = run_playbook("playbooks/hyperpod/upload_lifecycle.yml", *args, env=env, timeout=300)
