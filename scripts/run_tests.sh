@@ -10,12 +10,18 @@ cd "$(dirname "$0")/.."
 log=.state/test-integration.log
 mkdir -p .state
 
-pytest tests/integration "$@" > "$log" 2>&1 &
+# Integration tests that need no simulated cluster (moto, Prometheus, health checks) ride with the
+# foreground session; the cluster's users, the image bake and the per-case environments (which the
+# catalogue's cluster test builds too) stay here.
+quick=(tests/integration/test_aws_errors.py tests/integration/test_aws_infra.py
+       tests/integration/test_aws_stage_data.py tests/integration/test_observability.py
+       tests/integration/test_validate.py)
+pytest tests/integration "${quick[@]/#/--ignore=}" "$@" > "$log" 2>&1 &
 background=$!
 # A stopped `make test` stops both sessions.
 trap 'kill "$background" 2>/dev/null' INT TERM
 
-pytest tests/lint tests/molecule tests/unit "$@"
+pytest tests/lint tests/molecule tests/unit "${quick[@]}" "$@"
 foreground_rc=$?
 wait "$background"
 background_rc=$?
@@ -23,5 +29,5 @@ background_rc=$?
 echo
 echo "=================== tests/integration (ran alongside; log: $log) ==================="
 cat "$log"
-echo "tests/lint tests/molecule tests/unit: exit $foreground_rc; tests/integration: exit $background_rc"
+echo "lint, Molecule, unit and cluster-free integration: exit $foreground_rc; tests/integration: exit $background_rc"
 [ "$foreground_rc" -eq 0 ] && [ "$background_rc" -eq 0 ]
