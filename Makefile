@@ -88,8 +88,10 @@ changelog: setup ## fold changelogs/fragments into galaxy.yml's version and rege
 sanity: setup ## ansible-test sanity, offline (venvs cached in .state/sanity)
 	tests/sanity/run_sanity.sh
 
-benchmark: setup ## launch overhead: ansible-playbook vs torchrun by hand, 2 and 4 nodes
-	$(VENV)/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2
+benchmark: setup ## launch overhead (ansible-playbook vs torchrun by hand, 2 and 4 nodes) and the container's start cost
+	@if podman image exists localhost/awsome-training:cpu; then image=(--container localhost/awsome-training:cpu); \
+	else image=(); echo "no localhost/awsome-training:cpu: container start cost skipped (make image PROFILE=training-cpu, docs/containers.md)"; fi; \
+	$(VENV)/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2 "$${image[@]}"
 
 # ---------------------------------------------------------------- images
 ami: setup ## bake an AMI: make ami PROFILE=gpu|neuron|cpu OS=ubuntu-22.04|ubuntu-24.04|al2023
