@@ -5,13 +5,16 @@ data-parallel over gloo, and both write the common metrics events.
 JAX runs from the case's own virtualenv (.state/testcase_envs/jax, what roles/testcase_env builds
 and tests/integration/test_testcase_env.py keeps; built here with the manifest's pins when
 missing), never from the collection's venv. The GPU path (NCCL between GPUs) cannot run here. The
-case writes the common events itself, so there are no JAX log lines to adapt.
+case writes the common events itself, so there are no JAX log lines to adapt. Its command line comes
+from the manifest's parameters (dtcase.params), staged as testcase.json beside a copy of the code
+as the launcher stages it: the case's venv has no YAML parser.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,19 +61,30 @@ def jax_python() -> Path:
     return python
 
 
-def _run(python: Path, out: Path, nodes: int, *extra: str, env: dict | None = None):
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory) -> Path:
+    """The case's code and its testcase.json, laid out as the launcher stages them (code/jax/...)."""
+    from dtcase.params import stage
+
+    case = tmp_path_factory.mktemp("code") / "jax"
+    shutil.copytree(SRC, case / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    stage(REPO / "test_cases/jax/testcase.yml", case)
+    return case / "src"
+
+
+def _run(python: Path, src: Path, out: Path, nodes: int, *extra: str, env: dict | None = None):
     port = str(free_port())
-    cmd = [str(python), str(SRC / "train.py"), *ARGS, *extra, "--output-dir", str(out)]
+    cmd = [str(python), str(src / "train.py"), *ARGS, *extra, "--output-dir", str(out)]
     # The launch contract of command mode: one process per node.
     return run_local_processes(cmd, [
         {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "NNODES": str(nodes), "NODE_RANK": str(node),
          "NPROC_PER_NODE": "1", "WORLD_SIZE": str(nodes), "OMP_NUM_THREADS": "1",
-         "PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{SRC}", **(env or {})} for node in range(nodes)])
+         "PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{src}", **(env or {})} for node in range(nodes)])
 
 
 @pytest.mark.slow
-def test_two_processes_train_one_model_and_both_report(jax_python, tmp_path):
-    codes, logs = _run(jax_python, tmp_path / "out", 2)
+def test_two_processes_train_one_model_and_both_report(jax_python, staged, tmp_path):
+    codes, logs = _run(jax_python, staged, tmp_path / "out", 2)
     assert codes == [0, 0], "\n".join(logs)[-4000:]
     files = [tmp_path / "out" / f"metrics-rank{r}.jsonl" for r in range(2)]
     ranks = [[json.loads(line) for line in f.read_text().splitlines()] for f in files]
@@ -78,6 +92,8 @@ def test_two_processes_train_one_model_and_both_report(jax_python, tmp_path):
         assert [r["event"] for r in records] == ["start"] + ["step"] * 10 + ["end"]
         assert all(r["rank"] == rank and r["world_size"] == 2 for r in records)
         start = records[0]
+        # Values the command line left out are the manifest's defaults (no second set in train.py).
+        assert start["config"]["seed"] == 0 and start["config"]["log_every"] == 1
         assert start["processes"] == 2 and start["devices"] == 2 and start["framework"] == "jax 0.10.2"
         assert records[-1]["status"] == "ok"
         assert all(r["tokens_per_s_per_device"] > 0 for r in records if r["event"] == "step")
@@ -89,17 +105,21 @@ def test_two_processes_train_one_model_and_both_report(jax_python, tmp_path):
 
 @pytest.mark.slow
 def test_case_code_runs_without_torch(jax_python):
-    code = ("import sys; import dtcase.metrics, jaxlm.data, jaxlm.model, jaxlm.adam; "
-            "print('torch' in sys.modules); import importlib.util as u; print(u.find_spec('torch') is None)")
+    code = ("import sys; import dtcase.metrics, dtcase.params, jaxlm.data, jaxlm.model, jaxlm.adam; "
+            "print('torch' in sys.modules); import importlib.util as u; print(u.find_spec('torch') is None)\n"
+            "try:\n    dtcase.params.load_parameters(sys.argv[1])\nexcept SystemExit as e:\n    print(e)")
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'test_cases' / 'common'}:{SRC}")
-    out = subprocess.run([str(jax_python), "-c", code], text=True, capture_output=True, check=True,
-                         env=env).stdout.split()
-    assert out == ["False", "True"]  # nothing imported torch, and the case's venv has none
+    out = subprocess.run([str(jax_python), "-c", code, str(SRC / "train.py")], text=True, capture_output=True,
+                         check=True, env=env).stdout.splitlines()
+    assert out[:2] == ["False", "True"]  # nothing imported torch, and the case's venv has none
+    # Run by hand without a staged testcase.json: one line that says how to stage it.
+    assert out[2].startswith(f"{REPO / 'test_cases/jax/testcase.yml'}: no YAML parser in ")
+    assert out[2].endswith(f"python -m dtcase.params {REPO / 'test_cases/jax/testcase.yml'} {SRC}")
 
 
 @pytest.mark.slow
-def test_a_batch_the_devices_cannot_split_fails_in_one_line(jax_python, tmp_path):
-    codes, logs = _run(jax_python, tmp_path / "out", 1, "--global-batch-size", "3",
+def test_a_batch_the_devices_cannot_split_fails_in_one_line(jax_python, staged, tmp_path):
+    codes, logs = _run(jax_python, staged, tmp_path / "out", 1, "--global-batch-size", "3",
                        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     assert codes == [2]
     assert logs[0].strip() == ("jax: global_batch_size (3) must divide evenly by the 2 devices of the "

@@ -7,13 +7,18 @@ parser built here, so there is no second set of defaults. Relations between para
 (`constraints:`) are the launcher's to check, before anything starts.
 
 The launcher stages the manifest's parameters as `testcase.json` beside the case's code (a node's
-Python may have no YAML parser); run by hand from the repository, the YAML manifest is read.
+Python may have no YAML parser); run by hand from the repository, the YAML manifest is read. A case
+that runs from its own virtualenv without PyYAML (jax) takes the same file written by hand:
+`python -m dtcase.params test_cases/<case>/testcase.yml DIR` (needs PyYAML, e.g. the collection's venv).
+
+This module needs only the standard library (no torch): every case's entry point imports it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +40,22 @@ def load_parameters(entry_file: str | Path) -> dict[str, dict]:
     path = find_manifest(entry_file)
     if path.suffix == ".json":
         return json.loads(path.read_text())["parameters"]
-    import yaml  # only where the repository's manifest is read: the collection's venv has it
-
+    try:
+        import yaml  # only where the repository's manifest is read: the collection's venv has it
+    except ImportError:
+        raise SystemExit(f"{path}: no YAML parser in {sys.executable}; stage the parameters first: "
+                         f"python -m dtcase.params {path} {Path(entry_file).resolve().parent}") from None
     return yaml.safe_load(path.read_text())["parameters"]
+
+
+def stage(manifest: str | Path, directory: str | Path) -> Path:
+    """Write `testcase.json` into `directory` as the launcher stages it (name and parameters)."""
+    import yaml
+
+    data = yaml.safe_load(Path(manifest).read_text())
+    out = Path(directory) / MANIFESTS[0]
+    out.write_text(json.dumps({"name": data["name"], "parameters": data["parameters"]}, indent=4) + "\n")
+    return out
 
 
 def _bounded(name: str, spec: dict):
@@ -74,3 +92,9 @@ def manifest_parser(entry_file: str | Path, description: str) -> argparse.Argume
     p.add_argument("--output-dir", default="out", help="node-local: metrics-rank<R>.jsonl")
     p.add_argument("--checkpoint-dir", default=None, help="shared by all nodes")
     return p
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m dtcase.params test_cases/<case>/testcase.yml DIR")
+    print(stage(sys.argv[1], sys.argv[2]))

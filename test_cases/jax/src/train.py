@@ -24,19 +24,16 @@ from jaxlm.data import Corpus
 from jaxlm.model import CONFIGS, init_params, loss_fn, param_count
 
 from dtcase.metrics import MetricsWriter
+from dtcase.params import manifest_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="tiny", choices=sorted(CONFIGS))
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--global-batch-size", type=int, default=16, help="samples per step, all processes")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--lr", type=float, default=0.003)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=1)
-    p.add_argument("--output-dir", required=True)
-    return p.parse_args(argv)
+    # The manifest's parameters (testcase.json, staged by the launcher) are the only declarations.
+    args = manifest_parser(__file__, __doc__.splitlines()[0]).parse_args(argv)
+    if args.model not in CONFIGS:  # the manifest's choices and the model table must agree
+        raise SystemExit(f"jax: model {args.model!r} has no configuration "
+                         f"(known: {', '.join(sorted(CONFIGS))})")
+    return args
 
 
 def join() -> tuple[int, int]:
