@@ -1,16 +1,23 @@
 """Cluster health and version reports: grade every node's checks, compare versions, write JSON + HTML.
 
-Pure Python (no Ansible imports) so it is unit-tested on recorded node reports. The HTML follows the
-test cases' report (plugins/module_utils/run_report.py) in style; the two are meant to merge.
+Pure Python (no Ansible imports) so it is unit-tested on recorded node reports. The pages are drawn
+with the test cases' report helpers (plugins/module_utils/report_html.py): one look for every report.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
-import time
+
+from ansible_collections.awsome.distributed_training.plugins.module_utils.report_html import (
+    cell,
+    e,
+    figures,
+    page,
+    table,
+    when,
+)
 
 RANK = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -30,13 +37,6 @@ VERSION_ROWS = [
     ("torch", "PyTorch", None),
     ("torch_cuda", "CUDA (torch build)", None),
 ]
-
-_STYLE = """body{font-family:sans-serif;margin:2em} table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px;text-align:left;vertical-align:top} pre{margin:0;font-size:11px}
-.pass,.passed{color:#070} .warn{color:#a60} .fail,.failed{color:#b00}
-td.pass{background:#eefbea} td.warn{background:#fff6e0} td.fail{background:#fde8e8}
-td.differs{background:#fff6e0} td small{color:#555}"""
-
 
 def worst(statuses) -> str:
     return max(statuses, key=RANK.__getitem__, default="pass")
@@ -70,39 +70,48 @@ def one_line(summary: dict) -> str:
     return "health check failed on " + " | ".join(per_node or ["no node reported"])
 
 
+def headline(summary: dict) -> list[tuple[str, str]]:
+    """What a reader looks for first: how many nodes passed, warned, failed; how many checks failed."""
+    counts = {st: sum(1 for n in summary["results"] if n["status"] == st) for st in RANK}
+    times = [n["time"] for n in summary["results"] if isinstance(n.get("time"), int | float)]
+    modes = sorted({n.get("mode") for n in summary["results"] if n.get("mode")})
+    return [
+        ("nodes passed", f"{counts['pass']} of {len(summary['results'])}"),
+        ("nodes warned", str(counts["warn"]) if counts["warn"] else ""),
+        ("nodes failed", str(counts["fail"]) if counts["fail"] else ""),
+        ("failed checks", str(len(summary["failures"])) if summary["failures"] else ""),
+        ("checks", "/".join(modes)),
+        ("checked", when(min(times)) if times else ""),
+    ]
+
+
 def health_html(summary: dict) -> str:
-    e = html.escape
     nodes = summary["results"]
     checks: list[str] = []
     for n in nodes:
         for c in n["checks"]:
             if c["name"] not in checks:
                 checks.append(c["name"])
-    head = "".join(f'<th>{e(_name(n))} <span class="{e(n["status"])}">{e(n["status"])}</span></th>'
-                   for n in nodes)
-    rows = []
+    rows, classes = [], []
     for name in checks:
-        cells = []
+        row, cls = [e(name)], [""]
         for n in nodes:
             c = next((c for c in n["checks"] if c["name"] == name), None)
-            if c is None:
-                cells.append("<td>not run</td>")
-            else:
-                cells.append(f'<td class="{e(c["status"])}"><b>{e(c["status"])}</b> {e(c["reason"])}</td>')
-        rows.append(f"<tr><th>{e(name)}</th>{''.join(cells)}</tr>")
-    fails = "".join(f"<li>{e(f)}</li>" for f in summary["failures"]) or "<li>none</li>"
-    warns = "".join(f"<li>{e(f)}</li>" for f in summary["warnings"]) or "<li>none</li>"
-    when = {_name(n): time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(n.get("time", 0))) for n in nodes}
-    modes = sorted({n.get("mode", "") for n in nodes})
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{e(summary['run_id'])}</title><style>{_STYLE}</style></head><body>
-<h1>Node health: <span class="{e(summary['status'])}">{e(summary['status'])}</span></h1>
-<p>{e(summary['run_id'])}: {len(nodes)} node(s), {e('/'.join(modes))} checks,
-checked {e(min(when.values(), default=''))}</p>
-<h2>Failures</h2><ul>{fails}</ul>
-<h2>Warnings</h2><ul>{warns}</ul>
-<h2>Checks</h2><table><tr><th>check</th>{head}</tr>{''.join(rows)}</table>
-</body></html>"""
+            row.append("not run" if c is None else f"<b>{e(c['status'])}</b> {e(c['reason'])}")
+            cls.append("" if c is None else c["status"])
+        rows.append(row)
+        classes.append(cls)
+    node_rows = [[cell(_name(n)), f'<span class="{e(n["status"])}">{e(n["status"])}</span>',
+                  cell(n.get("host")), cell(n.get("mode")), cell(when(n.get("time")))]
+                 for n in nodes]
+    lists = "".join(f"<h2>{title}</h2><ul>{''.join(f'<li>{e(x)}</li>' for x in items)}</ul>"
+                    for title, items in (("Failures", summary["failures"]), ("Warnings", summary["warnings"]))
+                    if items)
+    body = (figures(headline(summary)) + lists
+            + "<h2>Checks</h2>" + table(["check", *(_name(n) for n in nodes)], rows, classes)
+            + "<h2>Nodes</h2>" + table(["node", "status", "hostname", "checks", "checked"], node_rows))
+    subtitle = f"run {e(summary['run_id'])} &middot; {len(nodes)} node(s)"
+    return page("Node health", summary["status"], subtitle, body)
 
 
 def write_health(run_dir: str, results: list[dict]) -> dict:
@@ -171,27 +180,24 @@ def versions_text(table: dict) -> str:
     return "\n".join(out)
 
 
-def versions_html(table: dict, run_id: str) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in table["hosts"])
-    rows = []
-    for r in table["rows"]:
-        cells = []
-        for h in table["hosts"]:
-            v = r["values"][h]
-            cls = "fail" if h in r["off_pin"] else ("differs" if r["differs_between_nodes"] else "")
-            cells.append(f'<td class="{cls}">{e(v or "absent")}</td>')
-        rows.append(f"<tr><th>{e(r['label'])}</th><td>{e(r['pinned'] or '')}</td>{''.join(cells)}</tr>")
-    flags = "".join(f"<li>{e(f)}</li>" for f in table["flags"]) or "<li>none</li>"
-    status = "fail" if table["flags"] else "pass"
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{e(run_id)}</title><style>{_STYLE}</style></head><body>
-<h1>Cluster versions: <span class="{status}">{len(table['flags'])} difference(s)</span></h1>
-<p>{e(run_id)}: {len(table['hosts'])} node(s); read from each node (libraries, modinfo, package database),
-compared with stack/versions.yml and between nodes.</p>
-<h2>Differences</h2><ul>{flags}</ul>
-<h2>Versions</h2><table><tr><th>component</th><th>pinned</th>{head}</tr>{''.join(rows)}</table>
-</body></html>"""
+def versions_html(versions: dict, run_id: str) -> str:
+    rows, classes = [], []
+    for r in versions["rows"]:
+        hosts = versions["hosts"]
+        rows.append([e(r["label"]), e(r["pinned"] or ""), *(e(r["values"][h] or "absent") for h in hosts)])
+        differs = "differs" if r["differs_between_nodes"] else ""
+        classes.append(["", "", *("fail" if h in r["off_pin"] else differs for h in hosts)])
+    flags = "".join(f"<li>{e(f)}</li>" for f in versions["flags"])
+    differing = sum(1 for r in versions["rows"] if r["off_pin"] or r["differs_between_nodes"])
+    tiles = [("difference(s)", str(len(versions["flags"]))), ("nodes", str(len(versions["hosts"]))),
+             ("components read", str(len(versions["rows"]))),
+             ("components that differ", str(differing) if differing else "")]
+    body = (figures(tiles)
+            + (f"<h2>Differences</h2><ul>{flags}</ul>" if flags else "")
+            + "<h2>Versions</h2>" + table(["component", "pinned", *versions["hosts"]], rows, classes))
+    subtitle = (f"run {e(run_id)} &middot; read from each node (libraries, modinfo, package database), "
+                f"compared with stack/versions.yml and between nodes")
+    return page("Cluster versions", "fail" if versions["flags"] else "pass", subtitle, body)
 
 
 def write_versions(run_dir: str, nodes: dict[str, dict], pins: dict[str, str]) -> dict:

@@ -5,11 +5,13 @@ between nodes (plugins/module_utils/health_report.py). Also the health report's 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils import health_report as hr
+from ansible_collections.awsome.distributed_training.plugins.module_utils.report_html import STYLE
 from ansible_collections.awsome.distributed_training.plugins.modules import version_facts as vf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +150,10 @@ def test_table_flags_pins_and_node_differences(tmp_path):
     saved = json.loads((tmp_path / "versions-1" / "versions.json").read_text())
     assert saved["nodes"] == nodes and saved["flags"] == table["flags"]
     html = (tmp_path / "versions-1" / "versions.html").read_text()
-    assert '<td class="fail">570.133.20</td>' in html and "3 difference(s)" in html
+    assert '<td class="fail">570.133.20</td>' in html
+    # The shared report look (report_html.py): the count of differences is the first headline figure.
+    assert html.index('<div class="figures">') < html.index("<h2>Differences</h2>")
+    assert '<div class="v">3</div><div class="k">difference(s)</div>' in html and STYLE in html
 
 
 def _node(host, *checks):
@@ -183,6 +188,15 @@ def test_health_summary_message_and_html(tmp_path):
     html = (tmp_path / "validate-x/report.html").read_text()
     assert '<td class="fail"><b>fail</b> 7 GPU(s) found, 8 expected</td>' in html
     assert "<td>not run</td>" in html  # n1 has no efa row
+    # One look with the run reports: the shared page style, headline figures before the tables,
+    # check times as dates (not epoch seconds), and no renderer of its own left in health_report.
+    assert STYLE in html and "_STYLE" not in vars(hr)
+    order = [html.index(x) for x in ('<div class="figures">', "<h2>Failures</h2>", "<h2>Checks</h2>")]
+    assert order == sorted(order)
+    tiles = re.findall(r'<div class="v">([^<]*)</div><div class="k">([^<]*)</div>', html)
+    assert tiles[:4] == [("0 of 2", "nodes passed"), ("1", "nodes warned"), ("1", "nodes failed"),
+                         ("2", "failed checks")], tiles
+    assert "2026-11-30 00:53:20 UTC" in html and "1796000000" not in html
     ok = hr.summarize([results[1]], "validate-y")
     assert hr.one_line(ok) == "health checks warn on 1 node(s)"
     assert hr.summarize([], "validate-z")["status"] == "fail"
