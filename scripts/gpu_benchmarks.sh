@@ -61,7 +61,7 @@ anchor torchtitan_8b_fp8 --float8 tensorwise
 anchor torchtitan_8b_fp8_rowwise --float8 rowwise
 fsdp8b=(playbooks/run_fsdp.yml -e preset=h100-llama3-8b)
 # 43 steps: rank 0 profiles the last 3 (profile-rank0.json), outside the 11-40 window.
-run fsdp8b_compile 110 "${fsdp8b[@]}" -e '{"params": {"steps": 43, "profile": true}}'
+run fsdp8b_compile 110 "${fsdp8b[@]}" -e '{"params": {"steps": 43, "torch_profiler": true}}'
 run fsdp8b_noac 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "ac": "none"}}'
 run fsdp8b_cudnn 100 "${fsdp8b[@]}" -e '{"params": {"steps": 40, "sdpa_backend": "cudnn"}}'
 # Eager keeps more activations per block than compiled code: checkpoint every block to fit 80 GB.
@@ -76,12 +76,12 @@ if [ "$only" != "  " ]; then
   # Activation-checkpointing sweep (run by name): how many blocks may keep their activations.
   for ac in 1 2 4 none; do
     knob=$([ $ac = none ] && echo '"ac": "none"' || echo "\"ac\": \"selective\", \"ac_every\": $ac")
-    run fsdp8b_ac$ac 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"profile\": true, $knob}}"
+    run fsdp8b_ac$ac 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"torch_profiler\": true, $knob}}"
   done
   # NCCL's share of the SMs (run by name): its kernels run beside the GEMMs they overlap with.
   nvls='"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"'
   for ctas in 16 8 4; do
-    run fsdp8b_ctas$ctas 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"profile\": true},
+    run fsdp8b_ctas$ctas 90 "${fsdp8b[@]}" -e "{\"params\": {\"steps\": 43, \"torch_profiler\": true},
       \"instance_env\": {$nvls, \"NCCL_MAX_CTAS\": \"$ctas\"}}"
   done
   # Memory held for NCCL's streams (run by name): c10d without record_stream, preset and no AC.
@@ -92,7 +92,7 @@ if [ "$only" != "  " ]; then
   # instead of tensorwise, and 100 steps of the fp8 and bf16 presets on the same seed and data for
   # the loss parity (their 11-40 means are the throughput figures too).
   fp8=(playbooks/run_fsdp.yml -e preset=h200-llama3-8b-fp8)
-  run fsdp8b_fp8 90 "${fp8[@]}" -e '{"params": {"steps": 33, "profile": true}}'
+  run fsdp8b_fp8 90 "${fp8[@]}" -e '{"params": {"steps": 33, "torch_profiler": true}}'
   run fsdp8b_fp8_rowwise 90 "${fp8[@]}" -e '{"params": {"steps": 30, "float8": "rowwise",
     "float8_all_gather": false}}'
   run fsdp8b_fp8_100 150 "${fp8[@]}" -e '{"params": {"steps": 100}}'
@@ -104,7 +104,7 @@ if [ "$only" != "  " ]; then
   run ckpt_thread 60 playbooks/run_fsdp.yml -e "{$ck, \"async_checkpoint\": \"thread\"}}"
   run ckpt_process 60 playbooks/run_fsdp.yml -e "{$ck, \"async_checkpoint\": \"process\"}}"
   # The same comparisons by torchrun directly (see direct()), for one call's budget.
-  direct fsdp8b_fp8_100_tr 120 h200-llama3-8b-fp8 '{"steps": 100, "profile": true}'
+  direct fsdp8b_fp8_100_tr 120 h200-llama3-8b-fp8 '{"steps": 100, "torch_profiler": true}'
   direct fsdp8b_bf16_100_tr 130 h100-llama3-8b '{"steps": 100}'
   ckd='{"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
   direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr

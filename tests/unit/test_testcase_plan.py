@@ -115,3 +115,14 @@ def test_repository_manifests_are_valid(repo):
 def test_unknown_test_case_lists_the_known_ones(repo):
     with pytest.raises(ManifestError, match=r"unknown test case 'nope' \(known: .*fsdp"):
         load_manifest(str(repo / "test_cases"), "nope")
+
+
+def test_the_torch_profiler_switch_is_named_apart_from_the_image_profile(repo):
+    """`torch_profiler` (was `profile`, which also named the image build profile): the old name fails
+    in one line that lists the new one."""
+    manifest = load_manifest(str(repo / "test_cases"), "fsdp")
+    assert resolve(manifest, preset="cpu-tiny", params={"torch_profiler": True}, hosts=HOSTS,
+                   target="cluster")["args"].count("--torch-profiler") == 1
+    old = r"^unknown parameter\(s\) profile for fsdp \(known: .*torch_profiler"
+    with pytest.raises(ManifestError, match=old):
+        resolve(manifest, preset="cpu-tiny", params={"profile": True}, hosts=HOSTS, target="cluster")

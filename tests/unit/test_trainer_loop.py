@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 
 from dtcase.model import MODEL_CONFIGS, Transformer
-from dtcase.profile import PROFILED_STEPS, family
 from dtcase.runtime import DistContext
+from dtcase.torch_profiler import PROFILED_STEPS, family
 from dtcase.trainer import EXIT_NON_FINITE, TrainSetup, base_parser, parse_args, train
 
 FSDP_ENTRY = str(Path(__file__).resolve().parents[2] / "test_cases" / "fsdp" / "src" / "train.py")
@@ -89,7 +89,7 @@ def test_bad_input_exits_2_with_one_error_line_before_anything_starts(argv, mess
     assert not dist.is_initialized() and not (tmp_path / "out").exists()
 
 
-# --profile: the family table is checked against real H100/H200 kernel names; the CUDA path itself
+# --torch-profiler: the family table is checked against real H100/H200 kernel names; the CUDA path itself
 # ran on the GPU machine (docs/performance.md). On CPU the profile ranks operators.
 @pytest.mark.parametrize(("name", "expected"), [
     ("nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_NNT", "gemm"),
@@ -107,7 +107,7 @@ def test_kernels_fall_into_their_family(name, expected):
 
 def test_the_last_steps_are_profiled_flagged_and_summarised(one_rank_group, tmp_path):
     steps = PROFILED_STEPS + 2
-    argv = [*SMALL, "--steps", str(steps), "--profile", "--output-dir", str(tmp_path)]
+    argv = [*SMALL, "--steps", str(steps), "--torch-profiler", "--output-dir", str(tmp_path)]
     code, recs = _run(one_rank_group, argv)
     assert code == 0
     flagged = [r["step"] for r in recs if r["event"] == "step" and r.get("profiled")]

@@ -1,4 +1,4 @@
-"""Where a step's time goes (``--profile``): rank 0 profiles the run's last steps and writes
+"""Where a step's time goes (``--torch-profiler``): rank 0 profiles the run's last steps and writes
 ``profile-rank0.json`` next to its metrics: device time per step by kernel family and the top kernels.
 
 The last steps are used so the benchmark window (steps 11-40) is unaffected when a run has a few
