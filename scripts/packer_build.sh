@@ -51,6 +51,22 @@ fetch_cpu_wheels() {
   esac
 }
 
+# The AMI bake's temporary security group admits SSH from the builder only: its public address as
+# AWS sees it (AWSOME_BUILDER_IP, else EC2's checkip service), unless -var ssh_source_cidrs=... is given.
+cidr_args=()
+builder_cidrs() {
+  local arg ip
+  for arg in "$@"; do
+    # Given on the command line or perhaps in a var file: the template refuses a build without it.
+    case "$arg" in ssh_source_cidrs=* | -var=ssh_source_cidrs=* | -var-file*) return 0 ;; esac
+  done
+  ip=${AWSOME_BUILDER_IP:-$(curl -fsS --max-time 10 https://checkip.amazonaws.com 2>/dev/null || true)}
+  ip=$(printf '%s' "$ip" | tr -d '[:space:]')
+  [[ $ip =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] ||
+    die "cannot find this machine's public address for the build's SSH rule: set AWSOME_BUILDER_IP or pass -var 'ssh_source_cidrs=[\"<address>/32\"]'"
+  cidr_args=(-var "ssh_source_cidrs=[\"$ip/32\"]")
+}
+
 kind=${1:-}
 [ $# -gt 0 ] && shift
 case "$kind" in
@@ -60,9 +76,10 @@ case "$kind" in
     one_of "$profile" "${node_profiles[@]}" || die "unknown profile '$profile': use one of ${node_profiles[*]} (AMIs are nodes)"
     one_of "$os" "${oses[@]}" || die "unknown OS '$os': use one of ${oses[*]}"
     modern_packer || die "AMI bakes need Packer >= 1.7 (metadata_options, imds_support and the amazon plugin); found: $("$packer" version | head -n1)"
+    builder_cidrs "$@"
     "$packer" init "$repo/packer/plugins"
     mkdir -p "$repo/.state/packer"
-    exec "$packer" build -var "profile=$profile" -var "os=$os" "$@" "$repo/packer/ami"
+    exec "$packer" build -var "profile=$profile" -var "os=$os" "${cidr_args[@]}" "$@" "$repo/packer/ami"
     ;;
   container)
     [ $# -ge 1 ] || usage

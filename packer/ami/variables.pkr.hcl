@@ -63,10 +63,16 @@ variable "security_group_id" {
   description = "Security group of the build instance; empty = a temporary one created by Packer."
 }
 
+# Packer 1.6.6 opens an empty list to 0.0.0.0/0, so empty and the whole internet are both refused;
+# scripts/packer_build.sh passes the builder's own /32.
 variable "ssh_source_cidrs" {
   type        = list(string)
-  default     = ["0.0.0.0/0"]
-  description = "CIDRs allowed to SSH into the temporary security group (narrow this to your egress IP)."
+  default     = []
+  description = "CIDRs allowed to SSH into the temporary security group: the builder's address (scripts/packer_build.sh finds it)."
+  validation {
+    condition     = length(var.ssh_source_cidrs) > 0 && length([for c in var.ssh_source_cidrs : c if ! can(cidrhost(c, 0)) || c == "0.0.0.0/0"]) == 0
+    error_message = "The ssh_source_cidrs variable must list the builder's address, e.g. -var 'ssh_source_cidrs=[\"203.0.113.7/32\"]' (scripts/packer_build.sh finds it), never 0.0.0.0/0."
+  }
 }
 
 variable "ssh_interface" {

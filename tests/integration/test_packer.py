@@ -72,12 +72,36 @@ def test_make_rejects_bad_choices_before_packer_starts(fake_packer, args, error)
 
 
 def test_make_ami_runs_packer_init_then_build(fake_packer) -> None:
+    """The build's SSH rule admits the builder's address only (AWSOME_BUILDER_IP stands in for the
+    address AWS's checkip service would give: nothing here reaches the internet)."""
     packer, log = fake_packer
-    proc = make("ami", "PROFILE=neuron", "OS=al2023", packer=packer)
+    proc = run(["make", "--no-print-directory", "-o", "setup", "ami", "PROFILE=neuron", "OS=al2023"],
+               env=ansible_env(PACKER=str(packer), AWSOME_BUILDER_IP="203.0.113.7\n"), timeout=120)
     assert proc.returncode == 0, proc.stdout
     calls = [line.split(" | ")[0] for line in log.read_text().splitlines()]
+    cidrs = 'ssh_source_cidrs=["203.0.113.7/32"]'
     assert calls == [f"init {REPO}/packer/plugins",
-                     f"build -var profile=neuron -var os=al2023 {REPO}/packer/ami"]
+                     f"build -var profile=neuron -var os=al2023 -var {cidrs} {REPO}/packer/ami"]
+
+
+def test_ami_bake_without_the_builders_address_stops_before_packer(fake_packer) -> None:
+    """No address to admit (no network to ask, none given): one line, and Packer is not started.
+    A CIDR given on the command line is used as it is, without asking."""
+    packer, log = fake_packer
+    script = [str(REPO / "scripts" / "packer_build.sh"), "ami", "gpu", "ubuntu-22.04"]
+    env = ansible_env(PACKER=str(packer))
+    env.pop("AWSOME_BUILDER_IP", None)
+    proc = run(["unshare", "--net", *script], env=env)  # no network: the address lookup fails here
+    assert proc.returncode == 2
+    assert proc.stdout.strip().splitlines() == [
+        "error: cannot find this machine's public address for the build's SSH rule: set AWSOME_BUILDER_IP"
+        """ or pass -var 'ssh_source_cidrs=["<address>/32"]'"""], proc.stdout
+    assert not log.exists()
+    cidrs = 'ssh_source_cidrs=["10.1.0.0/16"]'
+    given = run(["unshare", "--net", *script, "-var", cidrs], env=env)
+    assert given.returncode == 0, given.stdout
+    assert log.read_text().splitlines()[-1].split(" | ")[0] == (
+        f"build -var profile=gpu -var os=ubuntu-22.04 -var {cidrs} {REPO}/packer/ami")
 
 
 def test_make_image_puts_the_podman_shim_on_path(fake_packer) -> None:

@@ -29,6 +29,8 @@ NODE_PROFILES = ["gpu", "neuron", "cpu"]  # what an AMI can be; training-* are c
 OSES = ["ubuntu-22.04", "ubuntu-24.04", "al2023"]
 MARKED = re.compile(r"^[ \t]*# packer>=1\.7:begin.*?^[ \t]*# packer>=1\.7:end[^\n]*\n", re.S | re.M)
 MANIFEST = yaml.safe_load((REPO / "stack" / "versions.yml").read_text())
+# What scripts/packer_build.sh passes: the builder's address (a documentation address here).
+BUILDER_CIDRS = 'ssh_source_cidrs=["203.0.113.7/32"]'
 
 
 def profile_versions(profile: str) -> dict[str, str]:
@@ -64,7 +66,8 @@ def ami_v166() -> Iterator[Path]:
 
 def validate_args(ami_dir: Path) -> list[tuple[str, ...]]:
     """Every validate the suite runs: the AMI for each OS x profile, the container templates."""
-    return ([("-var", f"profile={p}", "-var", f"os={o}", str(ami_dir)) for p in NODE_PROFILES for o in OSES]
+    return ([("-var", f"profile={p}", "-var", f"os={o}", "-var", BUILDER_CIDRS, str(ami_dir))
+             for p in NODE_PROFILES for o in OSES]
             + [("-var", f"profile={p}", "packer/container") for p in PROFILES] + [("packer/local",)])
 
 
@@ -79,8 +82,19 @@ def validations(ami_v166: Path) -> dict[tuple[str, ...], subprocess.CompletedPro
 @pytest.mark.parametrize("os_name", OSES)
 @pytest.mark.parametrize("profile", NODE_PROFILES)
 def test_ami_template_validates(validations, ami_v166: Path, profile: str, os_name: str) -> None:
-    proc = validations[("-var", f"profile={profile}", "-var", f"os={os_name}", str(ami_v166))]
+    ami_args = ("-var", f"profile={profile}", "-var", f"os={os_name}", "-var", BUILDER_CIDRS, str(ami_v166))
+    proc = validations[ami_args]
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("cidrs", [None, '["0.0.0.0/0"]'])
+def test_ami_ssh_is_open_only_to_a_named_address(ami_v166: Path, cidrs: str | None) -> None:
+    """Packer opens the temporary security group to 0.0.0.0/0 when no CIDR is given: the template
+    refuses both, so the builder's address (scripts/packer_build.sh finds it) must be named."""
+    extra = ("-var", f"ssh_source_cidrs={cidrs}") if cidrs else ()
+    proc = packer("validate", "-var", "profile=cpu", *extra, str(ami_v166))
+    assert proc.returncode != 0
+    assert "The ssh_source_cidrs variable must list the builder's address" in proc.stdout + proc.stderr
 
 
 def test_ami_template_parses_with_its_packer_1_7_lines() -> None:
@@ -111,7 +125,7 @@ def test_local_template_validates(validations) -> None:
 
 @pytest.mark.parametrize(("var", "value"), [("profile", "bogus"), ("os", "windows")])
 def test_ami_template_rejects_unknown_choices(ami_v166: Path, var: str, value: str) -> None:
-    proc = packer("validate", "-var", f"{var}={value}", str(ami_v166))
+    proc = packer("validate", "-var", f"{var}={value}", "-var", BUILDER_CIDRS, str(ami_v166))
     assert proc.returncode != 0
     assert f"The {var} variable must be one of" in proc.stdout + proc.stderr
 
