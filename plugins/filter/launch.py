@@ -10,8 +10,8 @@ def shell_words(argv):
     return job_launch.shell_words(list(argv))
 
 
-def rank_argv(plan, python):
-    return job_launch.rank_argv(dict(plan), str(python))
+def rank_argv(plan, python, profiler=None):
+    return job_launch.rank_argv(dict(plan), str(python), dict(profiler) if profiler else None)
 
 
 def container_argv(container, runtime, name, run_id, workdir, paths):

@@ -17,6 +17,7 @@ import shlex
 # ${NAME} references stay expandable; everything else is quoted literally.
 _REF = re.compile(r"(\$\{[A-Z_][A-Z0-9_]*\})")
 RUNTIMES = ("podman", "enroot")
+PROFILERS = ("nsys",)
 
 
 def shell_words(argv: list) -> str:
@@ -29,8 +30,25 @@ def shell_words(argv: list) -> str:
     return " ".join(words)
 
 
-def rank_argv(plan: dict, python: str) -> list[str]:
-    """What runs on a node: torchrun over the entrypoint, or the case's own command (once per node).
+def profiler_argv(profiler: dict | None) -> list[str]:
+    """The wrapper a profiled run puts in front of a node's rank command; [] when not profiled.
+
+    nsys: one Nsight Systems report per node process tree (torchrun and every rank it starts), written
+    into the node's output directory as nsys-<host>-<pid>.nsys-rep, where the launcher collects results.
+    `profiler` is {tool, command, args}: the tool, its command (name or path) and the options
+    (launcher_nsys_args, pinned in the launcher's defaults).
+    """
+    if not profiler or profiler.get("tool", "none") in ("none", "", None):
+        return []
+    if profiler["tool"] != "nsys":
+        raise ValueError(f"unknown profiler {profiler['tool']!r} (known: {', '.join(PROFILERS)})")
+    return [profiler.get("command") or "nsys", "profile", *profiler.get("args", []),
+            "--output", "${AWSOME_OUTPUT_DIR}/nsys-%h-%p", "--force-overwrite", "true"]
+
+
+def rank_argv(plan: dict, python: str, profiler: dict | None = None) -> list[str]:
+    """What runs on a node: torchrun over the entrypoint, or the case's own command (once per node),
+    under the profiler when one is asked for (profiler_argv).
 
     `python` is the case's interpreter on this node (a per-case venv, the launcher's python, or the
     image's python3); it replaces a leading `python` of a command-mode argv.
@@ -38,12 +56,13 @@ def rank_argv(plan: dict, python: str) -> list[str]:
     dirs = ["--output-dir", "${AWSOME_OUTPUT_DIR}"]
     if plan.get("checkpoint_dir"):
         dirs += ["--checkpoint-dir", "${AWSOME_CHECKPOINT_DIR}"]
+    wrap = profiler_argv(profiler)
     if plan["launch_mode"] == "command":
         command = list(plan["command"])
         if command[0] in ("python", "python3"):
             command[0] = python
-        return [*command, *plan["args"], *dirs]
-    return [python, "-m", "torch.distributed.run",
+        return [*wrap, *command, *plan["args"], *dirs]
+    return [*wrap, python, "-m", "torch.distributed.run",
             "--nnodes", "${NNODES}", "--nproc-per-node", "${NPROC_PER_NODE}", "--node-rank", "${NODE_RANK}",
             "--master-addr", "${MASTER_ADDR}", "--master-port", "${MASTER_PORT}",
             f"code/{plan['entrypoint']}", *plan["args"], *dirs]
@@ -66,8 +85,10 @@ def container_argv(runtime: str, container: dict, *, name: str, run_id: str, wor
     """The container start for one node, split where launch.sh inserts the job's `--env` flags.
 
     podman: the container joins the node's own namespaces (network, hostname, IPC): on a real node
-    the host's, on a simulated node the node's, since the launch runs inside it. --rm and a fixed
-    name let the stop path remove it whatever happened.
+    the host's, on a simulated node the node's, since the launch runs inside it, and keeps the
+    node's resource limits (memlock unlimited for EFA; podman's own defaults may exceed what the
+    node grants and fail the start). --rm and a fixed name let the stop path remove it whatever
+    happened.
     enroot: starts the container launch.sh created from the squashfs image (`enroot create`); enroot
     has no working-directory flag, so a shell changes into it and execs the rank command.
     """
@@ -75,8 +96,8 @@ def container_argv(runtime: str, container: dict, *, name: str, run_id: str, wor
     env = [f"{key}={value}" for key, value in sorted(container.get("env", {}).items())]
     if runtime == "podman":
         argv = ["podman", "run", "--rm", "--name", name, "--label", f"org.awsome.run={run_id}",
-                "--network", "host", "--uts", "host", "--ipc", "host", "--pull", "never",
-                "--workdir", workdir]
+                "--network", "host", "--uts", "host", "--ipc", "host", "--ulimit", "host",
+                "--pull", "never", "--workdir", workdir]
         for src, dst in binds(container, paths):
             argv += ["--volume", f"{src}:{dst}"]
         for item in env:

@@ -29,6 +29,41 @@ options:
     description: Checkpoint directory a resumed run reads; it must hold a complete checkpoint (step-*/COMPLETE).
     type: str
     default: ""
+  health_checks:
+    description:
+      - The quick health checks of the healthcheck role (C(awsome_healthcheck.py --quick)) on this node.
+        C(refuse) makes a failed check a problem; C(skip) returns it in C(health_skip) instead, for the
+        launcher to leave the node out; C(off) runs nothing.
+      - A node without the check program is reported as C(unchecked), not refused.
+    type: str
+    default: "off"
+    choices: ["off", refuse, skip]
+  health_program:
+    description: The check program the healthcheck role installs.
+    type: str
+    default: /opt/awsome/bin/awsome_healthcheck.py
+  health_config:
+    description: The node's expectations and thresholds the healthcheck role writes.
+    type: str
+    default: /etc/awsome/healthcheck.json
+  profiler:
+    description: C(nsys) needs Nsight Systems on the node (or in the podman image) to wrap the ranks.
+    type: str
+    default: none
+    choices: [none, nsys]
+  nsys:
+    description: The Nsight Systems command (a name on PATH or a path).
+    type: str
+    default: nsys
+  directories:
+    description:
+      - Run and cache directories of this node (work root, environments root); each one, and every
+        directory above it, must belong to the connecting user or root and be writable by no one else,
+        or the node is refused (a missing one is judged by the directories above it).
+      - The shared root and a resumed run's checkpoint directory are checked whether listed or not.
+    type: list
+    elements: str
+    default: []
 author: awsome.distributed_training developers (@awsome)
 """
 
@@ -46,6 +81,18 @@ framework_version: {description: Version of the framework as the case's interpre
 gpus: {description: GPUs the node shows., returned: always, type: int}
 efa_devices: {description: EFA devices in /sys/class/infiniband., returned: always, type: int}
 image: {description: The image's id and the stack record it holds (/opt/awsome/stack.json)., returned: with a container, type: dict}
+health:
+  description: "The quick health checks: status (pass, warn, fail or unchecked), reason, failed checks."
+  returned: unless health_checks is off
+  type: dict
+health_skip:
+  description: "health_checks=skip: why the launcher should leave this node out (empty when it passed)."
+  returned: always
+  type: str
+profiler:
+  description: The profiler found (tool, path, version), for the report.
+  returned: when profiler is not none
+  type: dict
 """
 
 import glob
@@ -53,13 +100,18 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.awsome.distributed_training.plugins.module_utils.trusted_dirs import (
+    directory_problems,
+)
+
 # Runs with the case's python (or inside the image): the framework's version and the image's record.
 PROBE = r"""
-import importlib, json, sys
-out = {}
+import importlib, json, shutil, sys
+out = {"tools": {name: shutil.which(name) or "" for name in sys.argv[2:]}}
 try:
     mod = importlib.import_module(sys.argv[1])
     out["version"] = str(getattr(mod, "__version__", "") or "present")
@@ -125,8 +177,9 @@ def check_container(p: dict, problems: list[str], result: dict) -> None:
                             f"or podman load / podman pull it on every node)")
             return
         probe = _probe_result(*_run(["podman", "run", "--rm", "--pull", "never", "--network", "none",
-                                     image, p["container_python"], "-c", PROBE, module]))
-        result["image"] = {"ref": image, "id": out.strip()[:12], "runtime": "podman", "stack": probe.get("stack")}
+                                     "--ulimit", "host", image, p["container_python"], "-c", PROBE, module, *_tools(p)]))
+        result["image"] = {"ref": image, "id": out.strip()[:12], "runtime": "podman", "stack": probe.get("stack"),
+                           "tools": probe.get("tools") or {}}
     else:  # enroot (ssh) and pyxis (slurm) take a squashfs file or a registry reference
         tool = "enroot" if runtime == "enroot" else "srun"
         if not shutil.which(tool):
@@ -165,6 +218,68 @@ def check_resume(resume_dir: str, problems: list[str]) -> None:
     problems.append(f"resume_from: no complete checkpoint in {resume_dir} (runs with one: {known})")
 
 
+def _tools(p: dict) -> list[str]:
+    """Commands the launch runs inside the image besides the case's python (the profiler)."""
+    return [p["nsys"]] if p["profiler"] == "nsys" else []
+
+
+def check_health(p: dict, problems: list[str], result: dict) -> None:
+    """The healthcheck role's quick checks on this node: a failed one refuses the node (refuse) or asks
+    the launcher to leave it out (skip). One line names every failed check and its reason."""
+    result["health_skip"] = ""
+    if p["health_checks"] == "off":
+        return
+    program = p["health_program"]
+    if not os.path.isfile(program):
+        result["health"] = {"status": "unchecked", "reason": f"{program} is not installed (the healthcheck "
+                                                             f"role installs it: playbooks/validate.yml)"}
+        return
+    # The program needs the standard library only: the module's own interpreter runs it.
+    rc, out = _run([sys.executable, program, "--quick", "--config", p["health_config"]], timeout=180)
+    try:
+        report = json.loads(out[out.index("{"):out.rindex("}") + 1])
+        status, reason = report["status"], report["reason"]
+    except (ValueError, KeyError):
+        lines = out.strip().splitlines()
+        status, reason, report = "fail", f"the check program failed (exit {rc}): {lines[-1] if lines else ''}", {}
+    failed = [c["name"] for c in report.get("checks", []) if c.get("status") == "fail"]
+    warned = [c["name"] for c in report.get("checks", []) if c.get("status") == "warn"]
+    result["health"] = {"status": status, "reason": reason, "failed": failed, "warned": warned}
+    if status != "fail":
+        return
+    line = f"health check failed: {reason}"
+    if p["health_checks"] == "refuse":
+        problems.append(line + " (-e health_checks=skip runs without this node, =off without the checks)")
+    else:
+        result["health_skip"] = line
+
+
+def check_profiler(p: dict, problems: list[str], result: dict) -> None:
+    """A profiled run needs the profiler where the ranks run: on the node, or inside the podman image."""
+    if p["profiler"] == "none":
+        return
+    nsys = p["nsys"]
+    image = result.get("image") or {}
+    if image.get("runtime") == "podman":
+        where, path = f"image {image['ref']}", (image.get("tools") or {}).get(nsys, "")
+        if not image.get("id"):
+            return  # the image itself is missing: that problem is already named
+    elif image:
+        result["profiler"] = {"tool": "nsys", "path": "", "note": f"not checked inside {image['ref']}"}
+        return  # an enroot/Pyxis squashfs is only opened by the run itself
+    else:
+        where, path = "this node", shutil.which(nsys) or ""
+    if not path:
+        problems.append(f"profiler=nsys: {nsys} not found on {where} (install Nsight Systems there, "
+                        f"or set launcher_nsys to its path; leave out -e profiler=nsys to run unprofiled)")
+        return
+    version = ""
+    if not image:
+        rc, out = _run([path, "--version"], timeout=60)
+        version = out.strip().splitlines()[-1] if rc == 0 and out.strip() else ""
+    result["profiler"] = {"tool": "nsys", "path": path, "version": version}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -178,12 +293,21 @@ def main() -> None:
             "env_hint": {"type": "str", "default": ""},
             "shared_marker": {"type": "str", "default": ""},
             "resume_dir": {"type": "str", "default": ""},
+            "health_checks": {"type": "str", "default": "off", "choices": ["off", "refuse", "skip"]},
+            "health_program": {"type": "str", "default": "/opt/awsome/bin/awsome_healthcheck.py"},
+            "health_config": {"type": "str", "default": "/etc/awsome/healthcheck.json"},
+            "profiler": {"type": "str", "default": "none", "choices": ["none", "nsys"]},
+            "nsys": {"type": "str", "default": "nsys"},
+            "directories": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     p = module.params
     problems: list[str] = []
     result = {"framework_version": "", "gpus": gpus(), "efa_devices": efa_devices()}
+    # Run and cache directories another user could have planted or can write to (module_utils/trusted_dirs).
+    shared_root = os.path.dirname(p["shared_marker"]) if p["shared_marker"] else ""
+    problems += directory_problems([*p["directories"], shared_root, p["resume_dir"]])
     if p["container"]:
         check_container(p, problems, result)
     else:
@@ -201,6 +325,8 @@ def main() -> None:
         check_resume(p["resume_dir"], problems)
     if p["accelerator"] == "cuda" and result["gpus"] < p["procs_per_node"]:
         problems.append(f"{result['gpus']} GPU(s) for {p['procs_per_node']} processes")
+    check_profiler(p, problems, result)
+    check_health(p, problems, result)
     module.exit_json(changed=False, problems=problems, **result)
 
 

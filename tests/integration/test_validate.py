@@ -15,7 +15,7 @@ import json
 import pytest
 import yaml
 
-from helpers import ansible_env, run_playbook
+from helpers import REPO, ansible_env, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +102,60 @@ def test_versions_playbook_reads_this_machine(tmp_path, inventory):
     assert torch_version.startswith("2.") and report["flags"] == []
     assert [r["component"] for r in report["rows"]] == ["torch"]
     assert "PyTorch" in proc.stdout and torch_version in proc.stdout
+
+
+def test_launch_preflight_refuses_or_skips_a_bad_node_and_an_absent_profiler(tmp_path):
+    """The launcher's per-node preflight module with the healthcheck role's program (its file, as the
+    role installs it): node2's config asks for more free disk than any machine has, a fixture of a node
+    that fails its quick checks. refuse makes it one problem line naming the check; skip hands it back
+    in health_skip for the launcher to leave the node out; off runs nothing; a node without the program
+    runs unchecked. profiler=nsys is refused in one line where nsys is absent and passes where it is
+    (a stand-in nsys here: this machine has no Nsight Systems). One playbook run for all of it."""
+    program = REPO / "roles/healthcheck/files/awsome_healthcheck.py"
+    fake_nsys = tmp_path / "bin/nsys"
+    fake_nsys.parent.mkdir()
+    version = "NVIDIA Nsight Systems version 2025.3.1.90-253135822126v0"
+    fake_nsys.write_text(f"#!/bin/sh\necho '{version}'\n")
+    fake_nsys.chmod(0o755)
+    hosts = {}
+    for node, need_gib in (("node1", 0), ("node2", 10**9)):
+        cfg = tmp_path / f"{node}.json"
+        cfg.write_text(json.dumps({"disk_paths": [str(tmp_path)], "disk_min_free_gib": need_gib,
+                                   "mem_min_available_gib": 0, "nofile_min": 1024}))
+        hosts[node] = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3",
+                       "cfg": str(cfg)}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    call = {"python": "/usr/bin/python3", "framework_module": "json", "health_program": str(program),
+            "health_config": "{{ cfg }}"}
+    runs = {"refuse": {"health_checks": "refuse"}, "skip": {"health_checks": "skip"},
+            "off": {"health_checks": "off"},
+            "absent": {"health_checks": "refuse", "health_program": str(tmp_path / "none.py")},
+            "no_nsys": {"profiler": "nsys", "nsys": "awsome-no-such-nsys"},
+            "nsys": {"profiler": "nsys", "nsys": str(fake_nsys)}}
+    tasks = [{"name": f"Preflight {name}", "awsome.distributed_training.launch_preflight": {**call, **args},
+              "register": f"check_{name}"} for name, args in runs.items()]
+    tasks.append({"name": "Keep the results", "ansible.builtin.copy": {
+        "content": "{{ {" + ", ".join(f"'{n}': check_{n}" for n in runs) + "} | to_json }}",
+        "dest": str(tmp_path / "{{ inventory_hostname }}.out.json"), "mode": "0644"}})
+    play = tmp_path / "preflight.yml"
+    play.write_text(yaml.safe_dump([{"name": "Preflight", "hosts": "all", "gather_facts": False,
+                                     "tasks": tasks}]))
+    proc = run_playbook(str(play), inventory=tmp_path / "hosts.yml", env=ansible_env(), timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    good, bad = (json.loads((tmp_path / f"{n}.out.json").read_text()) for n in ("node1", "node2"))
+
+    assert good["refuse"]["problems"] == [] and good["refuse"]["health"]["status"] in ("pass", "warn")
+    assert good["skip"]["health_skip"] == ""
+    (line,) = bad["refuse"]["problems"]
+    assert line.startswith(f"health check failed: disk: {tmp_path} ") and "GiB free < 1e+09 GiB" in line, line
+    assert bad["refuse"]["health"]["failed"] == ["disk"]
+    assert bad["skip"]["problems"] == []
+    assert bad["skip"]["health_skip"].startswith("health check failed: disk: ")
+    assert "health" not in bad["off"] and bad["off"]["problems"] == []
+    assert bad["absent"]["problems"] == [] and bad["absent"]["health"]["status"] == "unchecked"
+    assert bad["absent"]["health"]["reason"].startswith(f"{tmp_path}/none.py is not installed")
+    assert good["no_nsys"]["problems"] == [
+        "profiler=nsys: awsome-no-such-nsys not found on this node (install Nsight Systems there, or set "
+        "launcher_nsys to its path; leave out -e profiler=nsys to run unprofiled)"]
+    assert good["nsys"]["problems"] == [] and good["nsys"]["profiler"] == {
+        "tool": "nsys", "path": str(fake_nsys), "version": version}

@@ -69,7 +69,7 @@ def test_podman_wraps_the_rank_command_in_the_nodes_namespaces_with_the_runs_dir
     assert before[:2] == ["podman", "run"] and after == ["localhost/awsome-training:cpu"]
     line = " ".join(before)
     for flag in ("--rm", "--name awsome-r-node1", "--network host", "--uts host", "--ipc host",
-                 "--pull never",
+                 "--ulimit host", "--pull never",
                  "--workdir /work/r/node1", "--volume /work/r/node1:/work/r/node1",
                  "--volume /shared/r/ckpt:/shared/r/ckpt", "--volume /data:/data", "--volume /src:/dst",
                  "--env HF_HOME=/data/hf", "--label org.awsome.run=r"):
@@ -144,3 +144,26 @@ def test_nccl_lines_say_version_and_network():
     ofi = jl.parse_nccl_log(OFI_LOG)
     assert ofi["version"] == "2.26.5" and ofi["network"] == "Libfabric" and jl.uses_ofi(ofi)
     assert jl.parse_nccl_log("") == {"version": None, "network": None, "plugin": None}
+
+
+def test_nsys_wraps_the_rank_command_of_both_modes_and_writes_into_the_output_dir():
+    """-e profiler=nsys: `nsys profile` with the pinned options in front of torchrun (one report per node
+    for torchrun and all its ranks) or of the case's own command; the report lands in out/."""
+    nsys = {"tool": "nsys", "command": "/opt/nvidia/nsys/bin/nsys",
+            "args": ["--trace=cuda,nvtx,osrt", "--sample=none"]}
+    env = {"NNODES": "2", "NPROC_PER_NODE": "2", "NODE_RANK": "1", "MASTER_ADDR": "h", "MASTER_PORT": "1",
+           "AWSOME_OUTPUT_DIR": "/run/out dir", "AWSOME_CHECKPOINT_DIR": "/c"}
+    wrap = ["/opt/nvidia/nsys/bin/nsys", "profile", "--trace=cuda,nvtx,osrt", "--sample=none",
+            "--output", "/run/out dir/nsys-%h-%p", "--force-overwrite", "true"]
+    p = plan()
+    torchrun = expand(jl.shell_words(jl.rank_argv(p, "/py", nsys)), **env)
+    assert torchrun == [*wrap, *expand(jl.shell_words(jl.rank_argv(p, "/py")), **env)]
+    assert torchrun[len(wrap):len(wrap) + 3] == ["/py", "-m", "torch.distributed.run"]
+    cmd = plan(launch_mode="command")
+    assert expand(jl.shell_words(jl.rank_argv(cmd, "/py", nsys)), **env)[:len(wrap) + 3] == [
+        *wrap, "/py", "-m", "demo.run"]
+    # Not profiled: nothing in front, whichever way "none" is said.
+    for off in (None, {}, {"tool": "none"}):
+        assert jl.rank_argv(p, "/py", off) == jl.rank_argv(p, "/py")
+    with pytest.raises(ValueError, match="unknown profiler 'perf' \\(known: nsys\\)"):
+        jl.rank_argv(p, "/py", {"tool": "perf"})
