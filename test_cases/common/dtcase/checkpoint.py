@@ -1,4 +1,8 @@
-"""Distributed checkpoints (torch.distributed.checkpoint) of model + optimizer + step.
+"""Distributed checkpoints (torch.distributed.checkpoint) of model + optimizer + step + data position.
+
+The data position is the number of global samples consumed (dtcase.data): a resumed run reads on
+from there, also on another number of ranks. Checkpoints written before it was saved hold only the
+step; :func:`load_train_state` returns None for their position.
 
 Layout: ``<checkpoint_dir>/step-00000010/`` per save. A checkpoint is complete, and the only kind
 :func:`latest` returns, when its directory holds the marker ``COMPLETE`` (JSON: step, seconds). Rank 0
@@ -63,17 +67,19 @@ def mark_complete(path: Path, step: int, seconds: float) -> None:
     os.replace(tmp, path / MARKER)
 
 
-def _state(model: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> dict:
+def _state(model: nn.Module, optimizer: torch.optim.Optimizer, step: int, samples: int = 0) -> dict:
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    return {"model": model_sd, "optim": optim_sd, "train": {"step": torch.tensor(step)}}
+    return {"model": model_sd, "optim": optim_sd,
+            "train": {"step": torch.tensor(step), "samples": torch.tensor(samples)}}
 
 
 def save(checkpoint_dir: str | Path, step: int, model: nn.Module,
-         optimizer: torch.optim.Optimizer) -> tuple[Path, float]:
-    """Save synchronously and mark it complete; returns (path, seconds)."""
+         optimizer: torch.optim.Optimizer, samples: int = 0) -> tuple[Path, float]:
+    """Save synchronously (``samples``: the data position after ``step``) and mark it complete;
+    returns (path, seconds)."""
     t0 = time.perf_counter()
     path = step_dir(checkpoint_dir, step)
-    dcp.save(_state(model, optimizer, step), checkpoint_id=path)
+    dcp.save(_state(model, optimizer, step, samples), checkpoint_id=path)
     seconds = time.perf_counter() - t0
     mark_complete(path, step, seconds)
     return path, seconds
@@ -140,14 +146,15 @@ class AsyncSaver:
         return time.perf_counter() - t0
 
     def save(self, checkpoint_dir: str | Path, step: int, model: nn.Module,
-             optimizer: torch.optim.Optimizer) -> tuple[Path, float]:
+             optimizer: torch.optim.Optimizer, samples: int = 0) -> tuple[Path, float]:
         """Start a save; returns (path, seconds training was stopped: waiting for the previous save,
         if still running, plus copying the state to host memory)."""
         t0 = time.perf_counter()
         self.wait()
         path = step_dir(checkpoint_dir, step)
-        result = dcp.async_save(_state(model, optimizer, step), checkpoint_id=path, process_group=self._group,
-                                async_checkpointer_type=self._type, async_stager=self._stager)
+        result = dcp.async_save(_state(model, optimizer, step, samples), checkpoint_id=path,
+                                process_group=self._group, async_checkpointer_type=self._type,
+                                async_stager=self._stager)
         # torch >= 2.9 returns (staging, upload) futures when the stager works asynchronously.
         future = result.upload_completion if hasattr(result, "upload_completion") else result
         self._pending = (future, path, step, t0)
@@ -181,10 +188,21 @@ class AsyncSaver:
         return step, seconds
 
 
-def load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
-    """Load into model and optimizer in place; returns (step, seconds)."""
+def load_train_state(path: str | Path, model: nn.Module,
+                     optimizer: torch.optim.Optimizer) -> tuple[int, int | None, float]:
+    """Load into model and optimizer in place; returns (step, data position or None, seconds)."""
     t0 = time.perf_counter()
     state = _state(model, optimizer, 0)
+    saved = dcp.FileSystemReader(path).read_metadata().state_dict_metadata
+    if "train.samples" not in saved:  # written before the data position was saved
+        del state["train"]["samples"]
     dcp.load(state, checkpoint_id=path)
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-    return int(state["train"]["step"]), time.perf_counter() - t0
+    samples = int(state["train"]["samples"]) if "samples" in state["train"] else None
+    return int(state["train"]["step"]), samples, time.perf_counter() - t0
+
+
+def load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    """Load into model and optimizer in place; returns (step, seconds)."""
+    step, _, seconds = load_train_state(path, model, optimizer)
+    return step, seconds

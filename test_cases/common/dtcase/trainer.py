@@ -49,7 +49,21 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
         parser.error("--dtype bf16 needs a CUDA device; use fp32 or auto on CPU")
     if args.dataset == "corpus" and MODEL_CONFIGS[args.model].vocab_size < 256:
         parser.error(f"--dataset corpus needs a vocabulary of at least 256 byte tokens ({args.model})")
+    if args.dataset == "staged":
+        check_staged(parser, args)
     return args
+
+
+def check_staged(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Staged data that cannot be read (no index, a shard missing, truncated or altered, too large a
+    vocabulary) is one `error:` line naming the file, before any process group or step."""
+    from dtcase.staged import StagedDataError, StagedTokens
+
+    try:
+        args.staged = StagedTokens(args.data_path, seq_len=args.seq_len,
+                                   vocab_size=MODEL_CONFIGS[args.model].vocab_size, verify=args.data_verify)
+    except StagedDataError as exc:
+        parser.error(str(exc))
 
 
 def compute_dtype(args: argparse.Namespace, device: torch.device) -> torch.dtype:
@@ -108,6 +122,7 @@ def train(setup: TrainSetup) -> int:
     args, ctx, model = setup.args, setup.ctx, setup.model
     margs = setup.base.args
     wall0 = time.perf_counter()
+    staged = vars(args).pop("staged", None)  # the data check_staged opened (not a config value)
     select_sdpa_backend(args.sdpa_backend)  # before the first forward, which is when compile traces
     metrics = MetricsWriter(args.output_dir, ctx.rank, ctx.world_size)
     total_params, non_embedding = param_counts(setup.base)
@@ -116,17 +131,21 @@ def train(setup: TrainSetup) -> int:
     metrics.write("start", device=ctx.device.type, device_name=device_name, peak_tflops=peak,
                   peak_tflops_source=peak_source, config=vars(args), model_args=margs.as_dict(),
                   dtype=str(setup.dtype).removeprefix("torch."), params=total_params,
-                  non_embedding_params=non_embedding, flops_per_token=fpt, **setup.facts)
+                  non_embedding_params=non_embedding, flops_per_token=fpt, **setup.facts,
+                  **({"data": staged.describe()} if staged is not None else {}))
 
     optimizer = build_optimizer(model, args.lr, ctx.device)
     data = TokenBatches(args.dataset, seq_len=args.seq_len, local_batch=args.local_batch_size,
                         rank=ctx.rank, world_size=ctx.world_size, vocab_size=margs.vocab_size,
-                        total_steps=args.steps, seed=args.seed)
-    done = 0
+                        total_steps=args.steps, seed=args.seed, staged=staged)
+    done = position = 0  # position: global samples consumed (the data position, saved in checkpoints)
     found = checkpoint.latest(args.checkpoint_dir) if args.resume else None
     if found:
-        done, seconds = checkpoint.load(found[1], model, optimizer)
-        metrics.write("checkpoint", step=done, action="load", seconds=round(seconds, 3), path=str(found[1]))
+        done, saved, seconds = checkpoint.load_train_state(found[1], model, optimizer)
+        # A checkpoint from before positions were saved: its run had this world size from step 1.
+        position = saved if saved is not None else done * data.per_step
+        metrics.write("checkpoint", step=done, action="load", seconds=round(seconds, 3), path=str(found[1]),
+                      data_position=position)
 
     # Compiled, the fp32 upcast fuses into the softmax: the (tokens x vocab) fp32 logits and their
     # gradient are never materialised (8 GiB for llama3-8b at seq 8192).
@@ -143,7 +162,8 @@ def train(setup: TrainSetup) -> int:
         for group in optimizer.param_groups:
             group["lr"] = lr
         profiler.before(step)
-        inputs, labels = (t.to(ctx.device, non_blocking=True) for t in data.batch(step))
+        inputs, labels = (t.to(ctx.device, non_blocking=True) for t in data.batch_at(position))
+        position += data.per_step
         with setup.forward_context():
             logits = model(inputs)
         loss = loss_fn(logits, labels)
@@ -188,10 +208,10 @@ def train(setup: TrainSetup) -> int:
                 _report_complete(metrics, saver.wait(), step)  # one save in flight at most
                 if ctx.device.type == "cuda":
                     torch.cuda.synchronize(ctx.device)  # the optimizer's writes land before the copy
-                path, _ = saver.save(args.checkpoint_dir, step, model, optimizer)
+                path, _ = saver.save(args.checkpoint_dir, step, model, optimizer, samples=position)
                 seconds = time.perf_counter() - t0
             else:
-                path, seconds = checkpoint.save(args.checkpoint_dir, step, model, optimizer)
+                path, seconds = checkpoint.save(args.checkpoint_dir, step, model, optimizer, samples=position)
             # seconds: how long training stood still (for an asynchronous save, the copy to host memory).
             metrics.write("checkpoint", step=step, action="save", seconds=round(seconds, 3), path=str(path),
                           mode=args.async_checkpoint if saver is not None else "sync")
