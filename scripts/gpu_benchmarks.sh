@@ -59,6 +59,34 @@ anchor() {  # anchor NAME [scripts/torchtitan_anchor.py options]
 anchor torchtitan_8b
 anchor torchtitan_8b_fp8 --float8 tensorwise
 anchor torchtitan_8b_fp8_rowwise --float8 rowwise
+# The catalogue's torchtitan and Megatron-LM cases through their playbooks (by name). This machine
+# has no package index: the frameworks' wheels (.whl) go into its own Python, and
+# <envs>/<venv>/bin/python runs it where roles/testcase_env builds a virtualenv on a cluster.
+envs=/var/tmp/awsome/envs
+case_env() {  # case_env VENV WHEEL...
+  local venv=$1
+  shift
+  python3 -m pip install -q --no-index --no-deps "$@" > "results/gpu/env_$venv.log" 2>&1 \
+    || { echo "== $venv: the wheels did not install (results/gpu/env_$venv.log)"; return; }
+  # A wrapper, not a symlink: a symlinked interpreter would lose the site-packages of a venv python3.
+  mkdir -p "$envs/$venv/bin" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" > "$envs/$venv/bin/python"
+  chmod +x "$envs/$venv/bin/python"
+}
+if [[ "$only" == *" titan_"* ]]; then
+  case_env torchtitan .whl/torchtitan-0.2.2-*.whl .whl/torchao-*.whl .whl/torchdata-*.whl .whl/datasets-*.whl \
+    .whl/dill-*.whl .whl/multiprocess-*.whl .whl/tyro-*.whl .whl/docstring_parser-*.whl .whl/typeguard-*.whl \
+    .whl/tomli-*.whl
+  titan=(playbooks/run_torchtitan.yml -e launcher_envs_root=$envs)
+  run titan_debug 60 "${titan[@]}" -e preset=gpu-debug -e '{"params": {"steps": 30}}'
+fi
+if [[ "$only" == *" megatron_"* ]]; then
+  case_env megatron .whl/megatron_core-0.19.2-*.whl
+  run megatron_tp2 60 playbooks/run_megatron.yml -e launcher_envs_root=$envs -e preset=gpu-tp2
+fi
+if [[ "$only" == *" titan_8b"* ]]; then
+  run titan_8b 140 "${titan[@]}" -e preset=llama3-8b -e '{"params": {"steps": 30}}'
+  run titan_8b_fp8 140 "${titan[@]}" -e preset=llama3-8b-fp8 -e '{"params": {"steps": 30}}'
+fi
 fsdp8b=(playbooks/run_fsdp.yml -e preset=h100-llama3-8b)
 # 43 steps: rank 0 profiles the last 3 (profile-rank0.json), outside the 11-40 window.
 run fsdp8b_compile 110 "${fsdp8b[@]}" -e '{"params": {"steps": 43, "torch_profiler": true}}'

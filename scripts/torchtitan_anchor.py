@@ -21,17 +21,17 @@ Writes OUT_DIR/anchor.json (not summary.json: that name is the launcher's run su
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "test_cases" / "common"))
-from dtcase.data import corpus_tokens  # noqa: E402
+# The parser of torchtitan's log lines is the launcher's metrics adapter (one copy).
+sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
+from metrics_adapters import parse_steps  # noqa: E402
 
-STEP = re.compile(r"step:\s*(\d+)\s+loss:\s*([\d.]+).*?memory:\s*([\d.]+)GiB.*?tps:\s*([\d,]+)"
-                  r".*?tflops:\s*([\d,.]+).*?mfu:\s*([\d.]+)%")
+from dtcase.data import corpus_tokens  # noqa: E402
 
 
 def float8_args(recipe: str) -> list[str]:
@@ -68,17 +68,6 @@ def write_assets(out: Path, n_tokens: int) -> tuple[Path, Path]:
         for i in range(0, len(text), 20000):
             f.write(json.dumps({"text": text[i:i + 20000]}) + "\n")
     return tok_dir, data_dir
-
-
-def parse_steps(log_text: str) -> dict[int, dict[str, float]]:
-    """torchtitan's per-step log lines (every rank prints them; the last one of a step wins)."""
-    steps = {}
-    for line in log_text.splitlines():
-        if m := STEP.search(line):
-            s, loss, mem, tps, tflops, mfu = m.groups()
-            steps[int(s)] = {"loss": float(loss), "reserved_gib": float(mem), "mfu": float(mfu),
-                             "tps": float(tps.replace(",", "")), "tflops": float(tflops.replace(",", ""))}
-    return steps
 
 
 def summarize(steps: dict[int, dict[str, float]], last: int, first: int = 11) -> dict:

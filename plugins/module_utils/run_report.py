@@ -20,6 +20,9 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.job_la
     parse_nccl_log,
     uses_ofi,
 )
+from ansible_collections.awsome.distributed_training.plugins.module_utils.metrics_adapters import (
+    adapter_records,
+)
 from ansible_collections.awsome.distributed_training.plugins.module_utils.report_html import (
     cell,
     duration,
@@ -51,8 +54,10 @@ def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def load_records(run_dir: str) -> list[dict]:
-    records = []
+def load_records(run_dir: str, plan: dict | None = None) -> list[dict]:
+    """Every node's metrics files, plus the events the manifest's metrics adapter reads from the
+    logs of a framework that writes none itself (metrics_adapters.py)."""
+    records = adapter_records(run_dir, plan) if plan else []
     for path in sorted(glob.glob(os.path.join(run_dir, "nodes", "*", "metrics-rank*.jsonl"))):
         host = os.path.basename(os.path.dirname(path))
         with open(path, encoding="utf-8") as fh:
@@ -151,7 +156,7 @@ def steady_window(steps: list[int]) -> tuple[int, int]:
 
 
 def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> dict:
-    records = load_records(run_dir) if records is None else records
+    records = load_records(run_dir, plan) if records is None else records
     world = int(plan["world_size"])
     ppn = int(plan["procs_per_node"])
     nodes = list(plan["nodes"])
@@ -445,7 +450,7 @@ def write_index(results_root: str) -> str:
 
 def write_report(run_dir: str, plan: dict) -> dict:
     os.makedirs(run_dir, exist_ok=True)  # an attempt that reached no node still gets its report
-    records = load_records(run_dir)
+    records = load_records(run_dir, plan)
     summary = summarize(run_dir, plan, records)
     with open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8") as fh:
         for r in records:

@@ -1,0 +1,65 @@
+"""The megatron case's entry point without megatron-core: its arguments, their checks and the layout
+of ranks, and the launch the manifest plans.
+
+megatron-core needs CUDA (and Python >= 3.12 for 0.19), so the training itself runs only on the GPU
+machine (docs/test_cases/megatron.md); train.py imports megatron-core and torch inside main() so that
+what is tested here imports without them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.awsome.distributed_training.plugins.module_utils import job_launch, testcase
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("megatron_train", REPO / "test_cases/megatron/src/train.py")
+train = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train)
+
+
+def args_of(*argv: str):
+    parser = train.manifest_parser(spec.origin, "test")
+    return parser.parse_args([*argv, "--output-dir", "/tmp/x"])
+
+
+def test_the_entry_point_takes_the_manifests_parameters_and_checks_them_against_the_ranks():
+    a = args_of("--model", "small", "--tp", "2", "--global-batch-size", "8", "--no-bf16")
+    assert (a.model, a.tp, a.global_batch_size, a.bf16, a.seq_len) == ("small", 2, 8, False, 256)
+    assert train.check(a, world_size=4) is None
+    assert train.check(a, world_size=3) == "tensor parallel size 2 does not divide the 3 ranks"
+    assert train.check(args_of("--tp", "8"), world_size=8) == (
+        "tensor parallel size 8 does not divide the 4 attention heads of tiny")
+    assert train.check(args_of("--tp", "1", "--global-batch-size", "6"), world_size=4) == (
+        "global batch 6 is not a multiple of the data-parallel size 4")
+    with pytest.raises(SystemExit):  # the manifest's choices and bounds hold on the node too
+        args_of("--model", "gpt-7b")
+    with pytest.raises(SystemExit):
+        args_of("--tp", "0")
+
+
+def test_tensor_parallel_neighbours_share_a_batch_and_data_parallel_ranks_split_it():
+    a = args_of("--model", "small", "--tp", "2", "--global-batch-size", "8", "--seq-len", "1024")
+    layout = [train.plan(a, world_size=4, rank=r) for r in range(4)]
+    assert [p["dp_rank"] for p in layout] == [0, 0, 1, 1]  # megatron-core: TP ranks are adjacent
+    assert {p["micro_batch"] for p in layout} == {4} and {p["dp_size"] for p in layout} == {2}
+    assert layout[0]["tokens_per_step_per_device"] == 4 * 1024 / 2
+    layers, hidden, _heads, ffn = train.MODELS["small"]
+    weights = layers * (4 * hidden**2 + 2 * hidden * ffn) + train.VOCAB * hidden
+    assert layout[0]["flops_per_token"] == 6 * weights + 12 * layers * hidden * 1024
+
+
+def test_the_manifest_plans_torchrun_over_the_entry_point_from_the_cases_venv():
+    manifest = testcase.load_manifest(str(REPO / "test_cases"), "megatron")
+    plan = testcase.resolve(manifest, preset="gpu-tp2", hosts=["gpu0"], target="cluster")
+    argv = job_launch.rank_argv(plan, "/opt/awsome/envs/megatron/bin/python")
+    assert argv[:3] == ["/opt/awsome/envs/megatron/bin/python", "-m", "torch.distributed.run"]
+    script = argv.index("code/megatron/src/train.py")
+    assert argv[script + 1:] == ["--bf16", "--global-batch-size", "8", "--grad-clip", "1.0", "--lr", "0.001",
+                                 "--model", "small", "--seed", "0", "--seq-len", "1024", "--steps", "50",
+                                 "--tp", "2", "--warmup-steps", "5", "--output-dir", "${AWSOME_OUTPUT_DIR}"]
+    assert plan["framework_module"] == "megatron.core" and plan["world_size"] == 2
+    assert all(r.count("==") == 1 for r in manifest["environment"]["requirements"])
