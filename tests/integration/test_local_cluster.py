@@ -103,6 +103,41 @@ def test_nodes_reach_each_other_by_name(local_cluster):
             assert banner.startswith("SSH-2.0-OpenSSH"), f"{node}: {line}"
 
 
+def test_host_keys_are_checked_and_a_changed_one_is_refused(local_cluster, tmp_path):
+    """The inventory makes ssh check every node's host key against the known_hosts file the cluster
+    wrote from the keys it generated. A changed key is made on the controller's side (node2's line in
+    a copy of that file gets another key): to ssh that is the same as node2 showing another key, as a
+    man in the middle would. node2 is refused, by name; node1 still answers."""
+    cluster_vars = yaml.safe_load(local_cluster.read_text())["all"]["children"]["cluster"]["vars"]
+    args = cluster_vars["ansible_ssh_common_args"]
+    assert "StrictHostKeyChecking=yes" in args.split(), args
+    known = Path(re.search(r"UserKnownHostsFile=(\S+)", args).group(1))
+    entries = {line.split()[0]: line.split()[1:3] for line in known.read_text().splitlines()
+               if line and not line.startswith("#")}
+    for i, node in enumerate(NODES, start=1):
+        host_key = (STATE / "nodes" / node / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        assert entries[f"{node},10.77.0.{10 + i}"] == host_key, entries
+
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other = (tmp_path / "other.pub").read_text().split()[:2]
+    changed_file = tmp_path / "known_hosts"
+    changed_file.write_text("".join(f"{names} {' '.join(other if names.startswith('node2,') else key)}\n"
+                                    for names, key in entries.items()))
+    # No shared connection: a master opened earlier would skip the key exchange.
+    env = ansible_env(ANSIBLE_SSH_ARGS="-o ControlMaster=no")
+    strict = f"-o UserKnownHostsFile={changed_file} -o StrictHostKeyChecking=yes"
+    checked = {"ansible_control_path_dir": str(tmp_path), "ansible_ssh_common_args": strict}
+    proc = subprocess.run([str(VENV_BIN / "ansible"), "-i", str(local_cluster), "cluster", "-m",
+                           "ansible.builtin.ping", "-e", json.dumps(checked)],
+                          cwd=REPO, env=env, text=True, capture_output=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert re.search(r"^node1 \| SUCCESS", out, re.MULTILINE), out
+    assert re.search(r"^node2 \| UNREACHABLE!", out, re.MULTILINE), out
+    assert "Host key for 10.77.0.12 has changed and you have requested strict checking" in out, out
+    assert "Host key verification failed" in out, out
+
+
 def test_creating_again_changes_nothing(local_cluster):
     proc = cluster("cluster_state=present", f"cluster_nodes={len(NODES)}")
     assert changed(proc) == 0, proc.stdout[-6000:]
