@@ -67,6 +67,30 @@ def batch(tokens, step: int, dp_rank: int, micro: int, seq_len: int, device):
     return x[:, :-1].contiguous(), x[:, 1:].contiguous()
 
 
+def clip_grad_norm(params: list, max_norm: float, tp_group) -> float:
+    """Clip by the norm of the whole model's gradient: the shards of tensor-parallel weights are summed
+    over the tensor-parallel group, replicated weights (norms, biases of row-parallel layers) counted
+    once, so every rank of a group scales by the same factor (torch's clip_grad_norm_ would not)."""
+    import torch
+    import torch.distributed as dist
+
+    grads = [(p.grad, getattr(p, "tensor_model_parallel", False)) for p in params if p.grad is not None]
+    device = grads[0][0].device
+    sharded = torch.zeros((), device=device)
+    replicated = torch.zeros((), device=device)
+    for g, is_sharded in grads:
+        if is_sharded:
+            sharded += g.float().pow(2).sum()
+        else:
+            replicated += g.float().pow(2).sum()
+    dist.all_reduce(sharded, group=tp_group)
+    total = (sharded + replicated).sqrt()
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g, _ in grads:
+        g.mul_(scale)
+    return total.item()
+
+
 def main() -> int:
     args = manifest_parser(__file__, "GPT with megatron-core (tensor x data parallel)").parse_args()
     import torch
@@ -102,6 +126,8 @@ def main() -> int:
                      max_sequence_length=args.seq_len, position_embedding_type="rope").to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     dp_group = parallel_state.get_data_parallel_group()
+    tp_group = parallel_state.get_tensor_model_parallel_group()
+    params = list(model.parameters())
     tokens = corpus_tokens((args.seq_len + 1) * args.global_batch_size * 64)
     position_ids = torch.arange(args.seq_len, device=device).unsqueeze(0).expand(where["micro_batch"], -1)
     causal = torch.triu(torch.ones(args.seq_len, args.seq_len, dtype=torch.bool, device=device), 1).view(
@@ -121,10 +147,10 @@ def main() -> int:
             optim.zero_grad(set_to_none=True)
             loss.backward()
             if where["dp_size"] > 1:
-                for p in model.parameters():
+                for p in params:
                     if p.grad is not None:
                         dist.all_reduce(p.grad, op=dist.ReduceOp.AVG, group=dp_group)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            grad_norm = clip_grad_norm(params, args.grad_clip, tp_group)
             optim.step()
             # The loss of the whole step: every data-parallel rank's batch.
             reported = loss.detach().clone()
@@ -136,6 +162,7 @@ def main() -> int:
             tps = where["tokens_per_step_per_device"] / dt
             tflops = tps * where["flops_per_token"] / 1e12
             metrics.write("step", step=step, loss=value if math.isfinite(value) else str(value), lr=lr,
+                          grad_norm=round(grad_norm, 6),
                           step_time_s=round(dt, 6), tokens_per_s_per_device=round(tps, 3),
                           tflops_per_device=round(tflops, 3), mfu=round(tflops * 1e12 / PEAK_BF16, 6),
                           peak_mem_gib=round(torch.cuda.max_memory_allocated() / 2**30, 3))
