@@ -61,12 +61,24 @@ def stamps(dest: Path) -> dict[str, tuple[int, int]]:
             for p in dest.rglob("*") if p.is_file()}
 
 
+def leaked(secrets: dict[str, str], *texts: str) -> list[str]:
+    """Names of the secrets whose value appears in any of the texts (play output, logs)."""
+    return [name for name, value in secrets.items() if any(value in text for text in texts)]
+
+
 def test_stage_resumes_after_failure_without_refetching(moto, aws_env, tmp_path):  # noqa: F811
+    """Also: credentials never reach the output. Secret values planted in the environment the
+    module reads (moto takes any) appear in no play output (the JSON callback's results carry every
+    module's arguments) and in no progress log, failed run included."""
+    secrets = {"AWS_SECRET_ACCESS_KEY": "planted-secret-key-7f3c9a",
+               "AWS_SESSION_TOKEN": "planted-token-51be02"}
+    aws_env = {**aws_env, **secrets}
     objects = seed(moto.client("s3"))
     dest = tmp_path / "data"
     # A directory where shard-02.bin must go makes that one object fail (as a full disk would).
     (dest / "shard-02.bin" / "blocker").mkdir(parents=True)
     proc, first = stage(f"s3://{BUCKET}/c4/", dest, moto.endpoint, aws_env)
+    outputs = [proc.stdout]
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "1 of 7 objects not staged" in first["msg"] and "shard-02.bin" in first["msg"]
     assert sorted(first["downloaded"]) == sorted(f"c4/{k}" for k in objects if k != "shard-02.bin")
@@ -90,9 +102,12 @@ def test_stage_resumes_after_failure_without_refetching(moto, aws_env, tmp_path)
     log = (tmp_path / "progress.log").read_text().splitlines()
     assert any("[7/7]" in line for line in log) and any("downloaded c4/shard-02.bin" in line for line in log)
 
+    outputs.append(proc.stdout)
     proc, third = stage(f"s3://{BUCKET}/c4/", dest, moto.endpoint, aws_env)
     assert proc.returncode == 0 and third["downloaded"] == [] and not third["changed"]
     assert stamps(dest) == after
+    assert leaked(secrets, *outputs, proc.stdout, json.dumps([first, second, third]),
+                  (tmp_path / "progress.log").read_text()) == []
 
 
 def test_missing_bucket_is_one_line(moto, aws_env, tmp_path):  # noqa: F811
