@@ -85,10 +85,8 @@ def container_argv(runtime: str, container: dict, *, name: str, run_id: str, wor
     """The container start for one node, split where launch.sh inserts the job's `--env` flags.
 
     podman: the container joins the node's own namespaces (network, hostname, IPC): on a real node
-    the host's, on a simulated node the node's, since the launch runs inside it, and keeps the
-    node's resource limits (memlock unlimited for EFA; podman's own defaults may exceed what the
-    node grants and fail the start). --rm and a fixed name let the stop path remove it whatever
-    happened.
+    the host's, on a simulated node the node's, since the launch runs inside it. --rm and a fixed
+    name let the stop path remove it whatever happened.
     enroot: starts the container launch.sh created from the squashfs image (`enroot create`); enroot
     has no working-directory flag, so a shell changes into it and execs the rank command.
     """
@@ -96,8 +94,8 @@ def container_argv(runtime: str, container: dict, *, name: str, run_id: str, wor
     env = [f"{key}={value}" for key, value in sorted(container.get("env", {}).items())]
     if runtime == "podman":
         argv = ["podman", "run", "--rm", "--name", name, "--label", f"org.awsome.run={run_id}",
-                "--network", "host", "--uts", "host", "--ipc", "host", "--ulimit", "host",
-                "--pull", "never", "--workdir", workdir]
+                "--network", "host", "--uts", "host", "--ipc", "host", "--pull", "never",
+                "--workdir", workdir]
         for src, dst in binds(container, paths):
             argv += ["--volume", f"{src}:{dst}"]
         for item in env:

@@ -69,7 +69,7 @@ def test_podman_wraps_the_rank_command_in_the_nodes_namespaces_with_the_runs_dir
     assert before[:2] == ["podman", "run"] and after == ["localhost/awsome-training:cpu"]
     line = " ".join(before)
     for flag in ("--rm", "--name awsome-r-node1", "--network host", "--uts host", "--ipc host",
-                 "--ulimit host", "--pull never",
+                 "--pull never",
                  "--workdir /work/r/node1", "--volume /work/r/node1:/work/r/node1",
                  "--volume /shared/r/ckpt:/shared/r/ckpt", "--volume /data:/data", "--volume /src:/dst",
                  "--env HF_HOME=/data/hf", "--label org.awsome.run=r"):
