@@ -115,7 +115,7 @@ def environment_of(run_dir: str, plan: dict) -> tuple[dict, list[str]]:
     checks = plan.get("node_checks") or {}
     for host in plan["nodes"]:
         seen = {k: v for k, v in (checks.get(host) or {}).items()
-                if k in ("framework_version", "gpus", "efa_devices", "image")}
+                if k in ("framework_version", "gpus", "efa_devices", "image", "health", "profiler")}
         nccl = nccl_of_node(run_dir, host)
         if nccl:
             seen["nccl"] = nccl
@@ -337,11 +337,33 @@ def software_rows(summary: dict) -> list[list[str]]:
         image = seen.get("image") or {}
         stack = image.get("stack") or {}
         nccl = seen.get("nccl") or {}
+        health = seen.get("health") or {}
         rows.append([cell(host), cell(seen.get("framework_version")), cell(seen.get("gpus")),
                      cell(seen.get("efa_devices")),
                      cell(" ".join(x for x in (image.get("ref"), image.get("id")) if x) or "bare"),
-                     cell(stack.get("profile")), cell(nccl.get("version")), cell(nccl.get("network"))])
+                     cell(stack.get("profile")), cell(nccl.get("version")), cell(nccl.get("network")),
+                     _health_cell(health)])
     return rows
+
+
+def _health_cell(health: dict) -> str:
+    """The preflight's quick health checks on a node: the status, and why unless it passed."""
+    if not health:
+        return cell("off")
+    status = health.get("status", "")
+    why = "" if status == "pass" else health.get("reason") or ", ".join(health.get("warned") or [])
+    return f'<span class="{e(status)}">{e(status)}</span>' + (f" {cell(why)}" if why else "")
+
+
+def profiles_html(run_dir: str) -> str:
+    """Links to the Nsight Systems reports the nodes wrote (-e profiler=nsys), with their sizes."""
+    found = sorted(glob.glob(os.path.join(run_dir, "nodes", "*", "*.nsys-rep")))
+    if not found:
+        return ""
+    items = "".join(f'<li><a href="{e(os.path.relpath(f, run_dir))}">{e(os.path.relpath(f, run_dir))}</a> '
+                    f"({os.path.getsize(f) / 2**20:,.1f} MiB)</li>" for f in found)
+    return (f"<h2>Profiles (Nsight Systems)</h2><ul>{items}</ul>"
+            "<p>open with <code>nsys-ui</code>, or <code>nsys stats FILE</code></p>")
 
 
 def attempts_html(summary: dict) -> str:
@@ -380,11 +402,12 @@ def write_html(summary: dict, images: list[str], path: str, request: dict | None
               f"<pre>{e(_log_tail(s['log_tail']))}</pre>"] for s in summary["node_status"]]
     run_table = table(None, [[cell(k), cell(v)] for k, v in run_rows if v not in ("", None)])
     software = table(["node", "framework", "GPUs", "EFA devices", "image", "image stack", "NCCL",
-                      "NCCL network"], software_rows(summary))
+                      "NCCL network", "health checks"], software_rows(summary))
     body = (figures(headline(summary))
             + (f"<h2>Failures</h2><ul>{fails}</ul>" if fails else "")
             + attempts_html(summary)
             + f"<h2>Plots</h2>{imgs or '<p>no plots</p>'}"
+            + profiles_html(os.path.dirname(os.path.abspath(path)))
             + "<h2>Run</h2>" + run_table
             + f"<h2>Reproduce</h2><pre><code>{e(reproduce(summary, request or {}))}</code></pre>"
             + "<h2>Software on each node</h2>" + software

@@ -202,3 +202,21 @@ def test_a_timeout_and_a_nan_are_named_with_their_step(tmp_path):
     losses = [4.0, 3.9, float("nan"), 3.8]
     s = summarize(str(make_run(tmp_path / "nan", losses=losses, rc=(0, 0))), PLAN)
     assert s["failures"][0] == "loss is nan at step 3 on rank 0"
+
+
+def test_the_report_shows_each_nodes_health_checks_and_links_the_profiles(tmp_path):
+    """What the preflight's quick health checks said on each node (launch_preflight's `health`) and
+    the Nsight Systems reports a profiled run (-e profiler=nsys) left in the nodes' results."""
+    run = make_run(tmp_path / "r1")
+    (run / "nodes" / "node1" / "nsys-node1-4242.nsys-rep").write_bytes(b"\0" * 3 * 2**20)
+    checks = {"node1": {"health": {"status": "pass", "reason": "", "failed": [], "warned": []}},
+              "node2": {"health": {"status": "unchecked", "reason": "/opt/awsome/bin/awsome_healthcheck.py "
+                                                                   "is not installed"}}}
+    s = write_report(str(run), PLAN | {"node_checks": checks})
+    assert s["node_environment"]["node2"]["health"]["status"] == "unchecked"
+    page = (run / "report.html").read_text()
+    assert "<th>health checks</th>" in page and '<span class="pass">pass</span></td>' in page
+    assert '<span class="unchecked">unchecked</span> /opt/awsome/bin/awsome_healthcheck.py is not' in page
+    rep = "nodes/node1/nsys-node1-4242.nsys-rep"
+    assert f'<a href="{rep}">{rep}</a> (3.0 MiB)' in page
+    assert page.index("<h2>Plots") < page.index("<h2>Profiles (Nsight Systems)")
