@@ -90,9 +90,17 @@ def test_common_chrony_and_imds(host):
 
 
 def test_artifacts_cached_and_verified(host):
-    cached = host.file(f"/var/cache/awsome/artifacts/nvidia_driver/{PINS['nvidia_driver']}")
-    assert cached.is_directory
-    assert host.file(f"/var/cache/awsome/artifacts/cuda/{PINS['cuda']}").is_directory
+    """Every payload part A fetched lies in the cache under its id, pinned version and file name,
+    and its content is the file the mirror served: its sha256 is the one the mirror's overlay pins
+    (AWSOME_MIRROR_OVERLAY, computed by tests/fixtures/mirror from the files themselves)."""
+    with open(os.environ["AWSOME_MIRROR_OVERLAY"]) as fh:
+        served = yaml.safe_load(fh)["stack_artifacts_override"]
+    with open(os.path.join(REPO, "stack", "versions.yml")) as fh:
+        artifacts = yaml.safe_load(fh)["stack_artifacts"]
+    for art_id in ("nvidia_driver", "fabricmanager", "cuda", "gdrcopy"):
+        path = f"/var/cache/awsome/artifacts/{art_id}/{PINS[art_id]}/{artifacts[art_id]['file']}"
+        digest = host.check_output(f"sha256sum {path}").split()[0]
+        assert digest == served[art_id]["sha256"], art_id
 
 
 def test_stack_record(host):
