@@ -56,7 +56,27 @@ def load_manifest(cases_dir: str, name: str) -> dict:
     with open(path, encoding="utf-8") as fh:
         manifest = yaml.safe_load(fh)
     _check_manifest(manifest, path)
+    versions = os.path.join(os.path.dirname(os.path.abspath(cases_dir)), "stack", "versions.yml")
+    _pinned_image(manifest, path, versions)
     return manifest
+
+
+def _pinned_image(manifest: dict, path: str, versions: str) -> None:
+    """container.image_pin names the image in the versions manifest (its `stack_images`): the one place
+    a framework's image and tag are pinned. Resolved here, so every later step sees container.image."""
+    container = manifest.get("container") or {}
+    pin = container.get("image_pin")
+    if not pin:
+        return
+    try:
+        with open(versions, encoding="utf-8") as fh:
+            images = (yaml.safe_load(fh) or {}).get("stack_images") or {}
+    except OSError:
+        raise ManifestError(f"{path}: container.image_pin {pin!r} needs stack_images in {versions}") from None
+    if pin not in images:
+        raise ManifestError(f"{path}: container.image_pin {pin!r} is not in stack_images of {versions} "
+                            f"(known: {', '.join(sorted(images))})")
+    container["image"] = images[pin]["image"]
 
 
 def _check_manifest(m: Any, path: str) -> None:
@@ -89,6 +109,10 @@ def _check_manifest(m: Any, path: str) -> None:
     if framework_module(m) is None:
         raise ManifestError(f"{path}: framework {m.get('framework')!r} is unknown: name the module to "
                             f"import in environment.import")
+    render = m.get("render_only")
+    if render is not None and not (isinstance(render, dict) and str(render.get("why", "")).strip()):
+        raise ManifestError(f"{path}: render_only must be a mapping with 'why' (the reason a real launch "
+                            f"is refused)")
 
 
 def framework_module(manifest: dict) -> str | None:
@@ -128,6 +152,10 @@ def coerce(name: str, spec: dict, value: Any) -> Any:
     if "choices" in spec and out not in spec["choices"]:
         raise ManifestError(f"parameter {name!r} must be one of {spec['choices']}, got {out!r}")
     return out
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in _TRUE
 
 
 def _positive_int(what: str, value: Any, maximum: int) -> int:
@@ -174,7 +202,9 @@ def to_cli(params: dict, specs: dict) -> list[str]:
         spec = specs[name]
         value = params[name]
         if "flag" in spec:  # a foreign CLI's own spelling: `--training.steps 20`, bools as `--x true|false`
-            args += [spec["flag"], (str(value).lower() if spec["type"] == "bool" else str(value))]
+            text = str(value).lower() if spec["type"] == "bool" else str(value)
+            # A flag ending in `=` is one word with its value: Hydra's `trainer.max_steps=50`.
+            args += [spec["flag"] + text] if spec["flag"].endswith("=") else [spec["flag"], text]
             continue
         flag = "--" + name.replace("_", "-")
         if spec["type"] == "bool":
@@ -182,6 +212,46 @@ def to_cli(params: dict, specs: dict) -> list[str]:
         else:
             args += [flag, str(value)]
     return args
+
+
+def check_cli(manifest: dict, argv: list[str]) -> None:
+    """The framework's own arguments in `argv` against the CLI the manifest declares (render_only.cli).
+
+    `program`: the words that start the framework's command line (what comes before them is the
+    process launcher's); `flags`: options without a value; `options`: options taking one value
+    (`--x V` or `--x=V`); `keys`: `key=value` overrides (Hydra, NeMo-Run). Everything after the
+    program must be one of these: the same refusal the framework's parser would give, before a
+    launch rather than on the nodes.
+    """
+    cli = (manifest.get("render_only") or {}).get("cli") or {}
+    program = [str(w) for w in cli.get("program") or []]
+    if not program:
+        return
+    for start in range(len(argv) - len(program) + 1):
+        if argv[start:start + len(program)] == program:
+            break
+    else:
+        raise ManifestError(f"{manifest['name']}: the command does not run {' '.join(program)}")
+    flags, options, keys = (set(cli.get(k) or []) for k in ("flags", "options", "keys"))
+    words = argv[start + len(program):]
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, eq, _value = word.partition("=")
+        if word.startswith("-"):
+            if name in options:
+                i += 1 if eq else 2
+                continue
+            if name in flags and not eq:
+                i += 1
+                continue
+        elif eq and name in keys:
+            i += 1
+            continue
+        raise ManifestError(f"{manifest['name']}: {' '.join(program)} does not accept {word!r} "
+                            f"(render_only.cli of its testcase.yml lists what it accepts)")
+    if i > len(words):
+        raise ManifestError(f"{manifest['name']}: option {words[-1]!r} needs a value")
 
 
 def _launch_mode(manifest: dict, requested: Any) -> str:
@@ -221,7 +291,8 @@ def _container(manifest: dict, requested: Any, accelerator: str) -> dict | None:
                                 f"{accelerator!r} (pass -e container_image=<image>)")
     else:
         image = requested
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*|/[A-Za-z0-9._/+-]+", image):
+    # `registry#image:tag` is Enroot's (and Pyxis') spelling of an image in a registry.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@+#-]*|/[A-Za-z0-9._/+-]+", image):
         raise ManifestError(f"container image {image!r} is not an image name or an absolute path")
     mounts = []
     for m in spec.get("mounts") or []:
@@ -236,9 +307,14 @@ def _container(manifest: dict, requested: Any, accelerator: str) -> dict | None:
 
 def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: Any = None,
             procs_per_node: Any = None, hosts: list[str], target: str, run_id: str | None = None,
-            timeout_s: Any = None, launch_mode: Any = None, container_image: Any = None) -> dict:
+            timeout_s: Any = None, launch_mode: Any = None, container_image: Any = None,
+            render_only: Any = False) -> dict:
     """Turn a request into the plan every later launcher step reads."""
     name = manifest["name"]
+    render = manifest.get("render_only")
+    if render and not _flag(render_only):
+        raise ManifestError(f"{name} is render-only here: {str(render['why']).strip()} (-e render_only=true "
+                            f"writes every node's launch under results/<run-id>/rendered/)")
     presets = manifest["presets"]
     if not preset:
         raise ManifestError(f"no preset given for {name} (presets: {', '.join(presets)})")
@@ -280,6 +356,9 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
     mode = _launch_mode(manifest, launch_mode)
     container = _container(manifest, container_image, accelerator)
     success = manifest["success"]
+    args = [*launch.get("args", []), *to_cli(resolved, specs)]
+    if mode == "command":
+        check_cli(manifest, [*launch.get("command", []), *args])
     run_id = run_id or f"{name}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     return {
         "run_id": run_id,
@@ -288,7 +367,7 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
         "params": resolved,
         # The declarations themselves: staged beside the code, where the entry point's parser reads them.
         "parameters": specs,
-        "args": [*launch.get("args", []), *to_cli(resolved, specs)],
+        "args": args,
         "code": manifest.get("code", []),
         "entrypoint": manifest.get("entrypoint", ""),
         "launch_mode": mode,
@@ -299,6 +378,10 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
         "framework_module": framework_module(manifest),
         "venv": (manifest.get("environment") or {}).get("venv", ""),
         "checkpoint_dir": bool(launch.get("checkpoint_dir", False)),
+        # False: the command takes its output directory in its own arguments (${AWSOME_OUTPUT_DIR}),
+        # and no `--output-dir` is appended (a foreign parser would refuse it).
+        "output_dir_arg": bool(launch.get("output_dir_arg", True)),
+        "render_only": str((render or {}).get("why", "")).strip(),
         "nodes": chosen,
         "head": chosen[0],
         # One port per run: two runs on the same nodes rendezvous apart (their directories are

@@ -29,6 +29,12 @@ options:
       - Empty to let the manifest decide, C(default) for the manifest's image, C(none) for a bare
         launch, or an image (podman reference, or a squashfs path for Enroot/Pyxis).
     type: str
+  render_only:
+    description:
+      - The run only writes every node's launch (the launcher's C(render_only)). A case whose manifest
+        is marked C(render_only) is refused without it, in one line saying why.
+    type: bool
+    default: false
 author: awsome.distributed_training developers (@awsome)
 """
 
@@ -74,6 +80,7 @@ def main() -> None:
             "timeout_s": {"type": "raw"},
             "launch_mode": {"type": "str"},
             "container_image": {"type": "str"},
+            "render_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -83,7 +90,7 @@ def main() -> None:
         plan = resolve(manifest, preset=p["preset"], params=p["params"], nodes=p["nodes"],
                        procs_per_node=p["procs_per_node"], hosts=p["hosts"], target=p["target"],
                        run_id=p["run_id"], timeout_s=p["timeout_s"], launch_mode=p["launch_mode"],
-                       container_image=p["container_image"])
+                       container_image=p["container_image"], render_only=p["render_only"])
     except ManifestError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, plan=plan)
