@@ -61,6 +61,19 @@ def test_the_adapter_reads_every_rank_of_a_node_into_start_step_and_end_events()
     assert parse_steps(LOG)[11]["tps"] == 8723.0
 
 
+# Two lines of this case's own run through the launcher on 2x H200 (docs/test_cases/torchtitan.md).
+LAUNCHED = """\
+[rank0]:[titan] 2026-11-30 22:35:09,497 - root - INFO - step: 11  loss:  4.77522  grad_norm: 30.7836  memory: 80.97GiB(57.92%)  tps: 8,851  tflops: 512.62  mfu: 51.83%
+[rank1]:[titan] 2026-11-30 22:35:09,497 - root - INFO - step: 11  loss:  4.77522  grad_norm: 30.7836  memory: 80.97GiB(57.92%)  tps: 8,850  tflops: 512.52  mfu: 51.82%
+"""  # noqa: E501 (log lines as torchrun prints them)
+
+
+def test_the_lines_of_a_launched_run_carry_their_rank():
+    recs = torchtitan_records(LAUNCHED, node_rank=0, procs_per_node=2)
+    assert [(r["event"], r["rank"], r.get("tokens_per_s_per_device")) for r in recs] == [
+        ("start", 0, None), ("step", 0, 8851.0), ("start", 1, None), ("step", 1, 8850.0)]
+
+
 def test_the_report_of_a_torchtitan_run_comes_from_its_logs(tmp_path):
     plan = {"run_id": "t1", "test_case": "torchtitan", "preset": "gpu-debug", "nodes": ["gpu0", "gpu1"],
             "procs_per_node": 2, "world_size": 4, "accelerator": "cuda", "params": {"seq_len": 8192,
