@@ -137,7 +137,8 @@ def train(setup: TrainSetup) -> int:
     optimizer = build_optimizer(model, args.lr, ctx.device)
     data = TokenBatches(args.dataset, seq_len=args.seq_len, local_batch=args.local_batch_size,
                         rank=ctx.rank, world_size=ctx.world_size, vocab_size=margs.vocab_size,
-                        total_steps=args.steps, seed=args.seed, staged=staged)
+                        total_steps=args.steps, seed=args.seed, data_path=getattr(args, "data_path", ""),
+                        verify=getattr(args, "data_verify", "sha256"), staged=staged)
     done = position = 0  # position: global samples consumed (the data position, saved in checkpoints)
     found = checkpoint.latest(args.checkpoint_dir) if args.resume else None
     if found:
