@@ -30,7 +30,7 @@ MODELS = {  # layers, hidden, heads, ffn
 
 def check(args: argparse.Namespace, world_size: int) -> str | None:
     """Why these arguments cannot run on `world_size` ranks (one line), or None."""
-    layers, hidden, heads, _ffn = MODELS[args.model]
+    heads = MODELS[args.model][2]
     if world_size % args.tp:
         return f"tensor parallel size {args.tp} does not divide the {world_size} ranks"
     if heads % args.tp or VOCAB % args.tp:
@@ -86,7 +86,7 @@ def clip_grad_norm(params: list, max_norm: float, tp_group) -> float:
     dist.all_reduce(sharded, group=tp_group)
     total = (sharded + replicated).sqrt()
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for g, _ in grads:
+    for g, _sharded in grads:
         g.mul_(scale)
     return total.item()
 
