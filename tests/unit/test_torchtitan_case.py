@@ -21,7 +21,10 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.metric
     parse_steps,
     torchtitan_records,
 )
-from ansible_collections.awsome.distributed_training.plugins.module_utils.run_report import write_report
+from ansible_collections.awsome.distributed_training.plugins.module_utils.run_report import (
+    summarize,
+    write_report,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIM = REPO / "test_cases" / "torchtitan" / "src" / "titan_train.py"
@@ -50,9 +53,9 @@ def test_the_adapter_reads_every_rank_of_a_node_into_start_step_and_end_events()
     step11 = next(r for r in recs if r["rank"] == 3 and r.get("step") == 11)
     # rank 3 is local rank 1 of node 1; its step-11 line is the second one of the log (8,723 tokens/s)
     assert step11 | {"time": 0} == {"event": "step", "rank": 3, "step": 11, "time": 0, "loss": 5.66745,
-                                     "tokens_per_s_per_device": 8723.0, "tflops_per_device": 505.2,
-                                     "mfu": pytest.approx(0.5108), "peak_reserved_gib": 80.97,
-                                     "step_time_s": round(8192 / 8723, 6)}
+                                    "tokens_per_s_per_device": 8723.0, "tflops_per_device": 505.2,
+                                    "mfu": pytest.approx(0.5108), "peak_reserved_gib": 80.97,
+                                    "step_time_s": round(8192 / 8723, 6)}
     assert step11["time"] - recs[0]["time"] == pytest.approx(22.586)  # 08:09:12,587 - 08:08:50,001
     # A rank that never reached the end of main() has no end event: all_ranks_reported names it.
     cut = torchtitan_records(node_log(end=False))
@@ -76,8 +79,8 @@ def test_the_lines_of_a_launched_run_carry_their_rank():
 
 def test_the_report_of_a_torchtitan_run_comes_from_its_logs(tmp_path):
     plan = {"run_id": "t1", "test_case": "torchtitan", "preset": "gpu-debug", "nodes": ["gpu0", "gpu1"],
-            "procs_per_node": 2, "world_size": 4, "accelerator": "cuda", "params": {"seq_len": 8192,
-                                                                                   "local_batch_size": 1},
+            "procs_per_node": 2, "world_size": 4, "accelerator": "cuda",
+            "params": {"seq_len": 8192, "local_batch_size": 1},
             "checks": ["all_ranks_reported", "no_nan", "loss_decreased"],
             "metrics": {"adapter": "torchtitan", "plots": [{"event": "step", "x": "step", "y": "loss"}]}}
     for host in plan["nodes"]:
@@ -95,7 +98,7 @@ def test_the_report_of_a_torchtitan_run_comes_from_its_logs(tmp_path):
     assert {r["host"] for r in merged} == {"gpu0", "gpu1"}
     # One node's log lost its last lines: the report says which ranks stopped.
     (tmp_path / "nodes" / "gpu1" / "torchrun.log").write_text(node_log(end=False))
-    s = write_report(str(tmp_path), plan)
+    s = summarize(str(tmp_path), plan)
     assert s["status"] == "failed" and "rank(s) 2, 3 stopped before the end" in s["failures"][0]
     with pytest.raises(ValueError, match="unknown metrics adapter 'megatron' \\(known: torchtitan\\)"):
         adapter_records(str(tmp_path), plan | {"metrics": {"adapter": "megatron"}})
@@ -127,6 +130,7 @@ def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options():
                            '--nnodes "${NNODES}"')
     assert "--role rank --tee 3 code/torchtitan/src/titan_train.py" in line
     args = argv[argv.index("code/torchtitan/src/titan_train.py") + 1:]
+
     def value(flag):
         return args[args.index(flag) + 1]
     assert value("--training.steps") == "30" and value("--training.seq_len") == "8192"
