@@ -27,7 +27,7 @@ def run(cmd: list[str], *, timeout: float = 900, check: bool = False, env: dict 
         cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run a command from the repository root and return its completed process (text output)."""
     proc = subprocess.run(cmd, cwd=cwd, env=env or ansible_env(), text=True, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-6000:]}")
     return proc

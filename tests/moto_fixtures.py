@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook  # noqa: F401  (re-exported)
+from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook  # pylint: disable=unused-import  # noqa: F401  (re-exported)
 
 REGION = "us-east-1"
 # moto accepts any credentials unless told to enforce them (Moto.enforce_auth); these only keep boto3

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from moto_fixtures import REPO, ansible_env, aws_env, moto, moto_session, run, run_playbook  # noqa: F401
+from moto_fixtures import REPO, ansible_env, aws_env, moto, moto_session, run, run_playbook  # pylint: disable=unused-import  # noqa: F401
 
 AWS_INVENTORY = REPO / "inventories" / "aws"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from moto_fixtures import (  # noqa: F401
+from moto_fixtures import (  # pylint: disable=unused-import  # noqa: F401
     REGION,
     REPO,
     VENV_BIN,

@@ -14,7 +14,7 @@ import json
 
 import pytest
 from cfnlint.decode import decode
-from moto_fixtures import REPO, VENV_BIN, ansible_env, aws_env, moto, moto_session, run, run_playbook  # noqa: F401
+from moto_fixtures import REPO, VENV_BIN, ansible_env, aws_env, moto, moto_session, run, run_playbook  # pylint: disable=unused-import  # noqa: F401
 
 TEMPLATES = sorted((REPO / "cloudformation").glob("*.yaml"))
 

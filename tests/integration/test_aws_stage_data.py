@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from moto_fixtures import ansible_env, aws_env, free_port, moto, moto_session, run_playbook  # noqa: F401
+from moto_fixtures import ansible_env, aws_env, free_port, moto, moto_session, run_playbook  # pylint: disable=unused-import  # noqa: F401
 
 BUCKET = "training-data"
 PART = 5 * 1024 * 1024  # S3's smallest multipart part

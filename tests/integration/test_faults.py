@@ -28,7 +28,8 @@ CLUSTER_STATE = REPO / ".state" / "cluster"
 
 def tree(pid: int) -> list[int]:
     """pid and every process below it."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], text=True, capture_output=True).stdout
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], text=True, capture_output=True,
+                         check=False).stdout
     return [p for child in out.split() for p in tree(int(child))] + [pid]
 
 
@@ -69,7 +70,7 @@ def test_a_lost_node_is_dropped_and_the_run_resumes_from_its_last_checkpoint(loc
         run_root = next(iter(set(work.glob("fsdp-*")) - before))
         wait_for_step(run_root / "node2" / "out" / "metrics-rank1.jsonl", every + 4, proc)
         kill_node("node2", run_root / "node2")
-        out, _ = proc.communicate(timeout=900)
+        out, _unused = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -99,7 +100,7 @@ def test_two_runs_started_at_once_run_side_by_side(local_cluster):
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(local_cluster), "playbooks/run_test_case.yml",
            "-e", "test_case=faulty", "-e", "preset=cpu-tiny", "-e", f"launcher_test_cases_dir={FAULTY}"]
     procs = [subprocess.Popen(cmd, cwd=REPO, env=ansible_env(), text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT) for _ in range(2)]
+                              stderr=subprocess.STDOUT) for _unused in range(2)]
     outs = [p.communicate(timeout=900)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     runs = [results_of(subprocess.CompletedProcess(cmd, 0, out)) for out in outs]

@@ -206,7 +206,8 @@ def alerts(api: str, name: str) -> list[dict]:
 def test_rule_unit_tests_pass_on_the_default_rules(stack):
     shutil.copy(FIXTURES / "prometheus_rules" / "awsome_rules_test.yml", stack["tmp"] / "default")
     proc = subprocess.run(["promtool", "test", "rules", "awsome_rules_test.yml"],
-                          cwd=stack["tmp"] / "default", capture_output=True, text=True, timeout=60)
+                          cwd=stack["tmp"] / "default", capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout + proc.stderr
 
@@ -218,7 +219,7 @@ def test_amp_remote_write_rendered_and_valid(stack):
         "sigv4": {"region": "us-west-2"},
         "queue_config": {"max_samples_per_send": 1000, "max_shards": 200, "capacity": 2500}}]
     proc = subprocess.run(["promtool", "check", "config", str(stack["tmp"] / "default" / "prometheus.yml")],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "remote_write" not in (stack["tmp"] / "fast" / "prometheus.yml").read_text()
 
@@ -243,7 +244,7 @@ def test_gpu_exporter_without_gpu_says_so(stack):
 
 def test_every_dashboard_panel_returns_data(stack):
     found = panels()
-    assert len({b for b, _, _ in found}) == 6 and len(found) >= 40
+    assert len({b for b, _unused, _unused in found}) == 6 and len(found) >= 40
     empty = []
 
     def all_answer():

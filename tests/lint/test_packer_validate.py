@@ -41,7 +41,7 @@ def profile_versions(profile: str) -> dict[str, str]:
 def packer(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run packer from the repository root with no network (a new, empty network namespace)."""
     return subprocess.run(["unshare", "--net", "packer", *args], input=stdin, cwd=REPO,
-                          env=ansible_env(), text=True, capture_output=True, timeout=120)
+                          env=ansible_env(), text=True, capture_output=True, timeout=120, check=False)
 
 
 def console(template: str | Path, expr: str, *var_args: str) -> str:

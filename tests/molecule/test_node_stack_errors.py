@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from moto_fixtures import aws_env, moto, moto_session  # noqa: F401  (fixtures)
+from moto_fixtures import aws_env, moto, moto_session  # pylint: disable=unused-import  # noqa: F401  (fixtures)
 
 from helpers import REPO, VENV_BIN, ansible_env, run_playbook
 
@@ -106,10 +106,11 @@ def _fetch_flaky(artifact_mirror, tmp_path, fail_first, retries):
 
 
 def test_fetch_retries_a_flaky_mirror_with_growing_delays(artifact_mirror, tmp_path):
-    proc, _, requests = _fetch_flaky(artifact_mirror, tmp_path, fail_first=2, retries=3)
+    proc, _unused, requests = _fetch_flaky(artifact_mirror, tmp_path, fail_first=2, retries=3)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert [path for _, path in requests] == [f"/{GDRCOPY['file']}"] * 3  # 2 refused, the 3rd served
-    gaps = [later - earlier for (earlier, _), (later, _) in zip(requests, requests[1:], strict=False)]
+    assert [path for _unused, path in requests] == [f"/{GDRCOPY['file']}"] * 3  # 2 refused, the 3rd served
+    gaps = [later - earlier
+            for (earlier, _unused), (later, _unused) in zip(requests, requests[1:], strict=False)]
     # Waited 1 s, then 3 s (plus a module run's overhead each time): the delay grows.
     assert gaps[0] >= 1 and gaps[1] >= 3 and gaps[1] - gaps[0] >= 1.5, gaps
     cached = tmp_path / "gdrcopy" / GDRCOPY["version"] / GDRCOPY["file"]
@@ -279,7 +280,7 @@ INCLUDED = "is internal: roles of the collection include it (include_role); play
 
 @pytest.mark.parametrize(("role", "message"), [
     (f"{COLL}._stack", "is internal: the node-stack roles run it through their meta dependency;"
-                               " apply those roles instead"),
+                       " apply those roles instead"),
     (f"{COLL}._artifact", INCLUDED),
     (f"{COLL}._vendor_repo", INCLUDED),
     (f"{COLL}._exporter_common",

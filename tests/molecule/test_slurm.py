@@ -102,11 +102,11 @@ def test_good_inventory_passes(tmp_path):
 # fake_facts keys carry the ansible_ prefix so that both ansible_facts.<key> (the shared preflight)
 # and the ansible_<key> variables (the role's templates) hold them.
 AL2023 = {"fake_facts": {"ansible_os_family": "RedHat", "ansible_distribution": "Amazon",
-                        "ansible_distribution_version": "2023", "ansible_distribution_major_version": "2023",
-                        "ansible_architecture": "x86_64", "ansible_pkg_mgr": "dnf",
-                        "ansible_memtotal_mb": 31000,
-                        "ansible_processor_vcpus": 8, "ansible_processor_count": 1,
-                        "ansible_processor_cores": 4, "ansible_processor_threads_per_core": 2}}
+                         "ansible_distribution_version": "2023", "ansible_distribution_major_version": "2023",
+                         "ansible_architecture": "x86_64", "ansible_pkg_mgr": "dnf",
+                         "ansible_memtotal_mb": 31000,
+                         "ansible_processor_vcpus": 8, "ansible_processor_count": 1,
+                         "ansible_processor_cores": 4, "ansible_processor_threads_per_core": 2}}
 
 
 def test_render_al2023_with_ha_controllers(tmp_path):

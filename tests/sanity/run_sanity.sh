@@ -7,17 +7,22 @@
 # re-copies the tree):
 #   venv/        ansible-core from Debian's python3 (its venvs have ensurepip)
 #   home/        HOME for ansible-test: the pip bootstrap stand-in and the per-test venvs it caches
-#   collections/ansible_collections/awsome/distributed_training   a fresh copy of the tracked tree
-#   collections/ansible_collections/<dep ns>/<dep name>           links to the controller venv's bundled
-#                                                                 copies of galaxy.yml's dependencies
+#   run.XXXXXX/ansible_collections/awsome/distributed_training   a fresh copy of the tracked tree, one
+#                                                                per run (two runs at once do not delete
+#                                                                each other's), removed at the end
+#   run.XXXXXX/ansible_collections/<dep ns>/<dep name>           links to the controller venv's bundled
+#                                                                copies of galaxy.yml's dependencies
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 state=$repo/.state/sanity
 core_version=$("$repo/.venv/bin/python" -c 'import ansible; print(ansible.__version__)')
 bundled=$("$repo/.venv/bin/python" -c 'import ansible, os; print(os.path.join(os.path.dirname(os.path.dirname(ansible.__file__)), "ansible_collections"))')
-root=$state/collections/ansible_collections
+mkdir -p "$state/home/.ansible/test/cache"
+run_dir=$(mktemp -d "$state/run.XXXXXX")
+trap 'rm -rf "$run_dir"' EXIT
+root=$run_dir/ansible_collections
 coll=$root/awsome/distributed_training
-mkdir -p "$state/home/.ansible/test/cache" "$root/awsome"
+mkdir -p "$root/awsome"
 
 if [[ ! -x $state/venv/bin/ansible-test ]] || [[ $("$state/venv/bin/ansible-test" --version) != *" $core_version" ]]; then
     rm -rf "$state/venv"
@@ -58,4 +63,4 @@ git -C "$coll" init -q
 git -C "$coll" add -A
 
 cd "$coll"
-HOME=$state/home exec "$state/venv/bin/ansible-test" sanity --venv --python 3.11 "$@"
+HOME=$state/home "$state/venv/bin/ansible-test" sanity --venv --python 3.11 "$@"

@@ -59,7 +59,7 @@ def _module(name: str, args: str) -> dict:
                            "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
                            "-m", f"awsome.distributed_training.{name}", "-a", args],
                           cwd=REPO, env=env, text=True, timeout=120,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     assert " | SUCCESS => " in proc.stdout, proc.stdout
     return json.loads(proc.stdout.split(" | SUCCESS => ", 1)[1])["ansible_facts"]
 

@@ -208,6 +208,7 @@ def test_grading_and_a_broken_check():
     assert hc.grade([]) == "pass"
     assert hc.grade([hc.check("a", "pass", ""), hc.check("b", "warn", "")]) == "warn"
     assert hc.grade([hc.check("a", "fail", ""), hc.check("b", "warn", "")]) == "fail"
+
     def breaks(cmd, timeout=60, env=None):
         if cmd[0] == "dmesg":
             raise OSError("dmesg exploded")
@@ -257,15 +258,15 @@ def test_program_runs_here_and_overrides(tmp_path):
     cfg = tmp_path / "hc.json"
     cfg.write_text(json.dumps({"nofile_min": 1024, "disk_paths": [str(tmp_path)]}))
     ok = subprocess.run([sys.executable, str(PROGRAM), "--config", str(cfg), "--quick"],
-                        capture_output=True, text=True, timeout=60)
+                        capture_output=True, text=True, timeout=60, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     report = json.loads(ok.stdout)
     assert report["mode"] == "quick" and report["status"] in ("pass", "warn")
     assert {c["name"]: c["reason"] for c in report["checks"]}["gpu_count"] == "no GPU expected"
     bad = subprocess.run([sys.executable, str(PROGRAM), "--config", str(cfg), "--quick",
-                          "--set", "expect_gpus=8"], capture_output=True, text=True, timeout=60)
+                          "--set", "expect_gpus=8"], capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 1 and json.loads(bad.stdout)["status"] == "fail"
     assert bad.stderr.startswith("awsome-health: gpu_count: 8 GPU(s) expected")
     usage = subprocess.run([sys.executable, str(PROGRAM), "--set", "nonsense=1"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode != 0 and "expected KEY=VALUE with KEY one of" in usage.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto_fixtures import VENV_BIN, ansible_env, aws_env, free_port, moto, moto_session, run  # noqa: F401
+from moto_fixtures import VENV_BIN, ansible_env, aws_env, free_port, moto, moto_session, run  # pylint: disable=unused-import  # noqa: F401
 from moto_fixtures import create_hyperpod_cluster as make_cluster
 
 from ansible_collections.awsome.distributed_training.plugins.inventory import hyperpod

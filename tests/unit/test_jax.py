@@ -53,7 +53,9 @@ def jax_python() -> Path:
     pins = yaml.safe_load((REPO / "test_cases/jax/testcase.yml").read_text())["environment"]["requirements"]
     probe = [str(python), "-c",
              "import jax, jaxlib; print(f'jax=={jax.__version__} jaxlib=={jaxlib.__version__}')"]
-    if not python.exists() or subprocess.run(probe, capture_output=True, text=True).stdout.split() != pins:
+    found = python.exists() and subprocess.run(probe, capture_output=True, text=True,
+                                               check=False).stdout.split()
+    if found != pins:
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(ENV)], check=True)
         subprocess.run([str(ENV / "bin" / "pip"), "install", "--disable-pip-version-check", *pins],
                        check=True, capture_output=True)

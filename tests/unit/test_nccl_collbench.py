@@ -82,7 +82,7 @@ def _simulate(op: str, inputs: list[torch.Tensor], n: int) -> list[torch.Tensor]
         return [torch.cat(inputs)] * n
     if op == "alltoall":
         return [torch.cat([inputs[s].chunk(n)[r] for s in range(n)]) for r in range(n)]
-    return [inputs[patterns.ROOT].clone() for _ in range(n)]  # broadcast
+    return [inputs[patterns.ROOT].clone() for _unused in range(n)]  # broadcast
 
 
 def _run_pattern(op: str, n: int, dtype: torch.dtype, nbytes: int = 4096):
@@ -115,14 +115,14 @@ def test_data_from_the_wrong_rank_is_caught(op):
     pat, shape, outs = _run_pattern(op, n, torch.float32)
     # rank 1's result handed to rank 2 (or chunks swapped): values must differ
     if op == "all_gather":
-        swapped = torch.cat([c for c in reversed(outs[0].chunk(n))])
+        swapped = torch.cat(list(reversed(outs[0].chunk(n))))
         assert not patterns.matches(swapped, pat.expected_fn(shape, 0))
     else:
         assert not patterns.matches(outs[1], pat.expected_fn(shape, 2))
 
 
 def test_stale_or_zero_output_is_caught():
-    pat, shape, _ = _run_pattern("broadcast", 2, torch.bfloat16)
+    pat, shape, _unused = _run_pattern("broadcast", 2, torch.bfloat16)
     assert not patterns.matches(torch.zeros(shape.count, dtype=torch.bfloat16), pat.expected_fn(shape, 1))
     assert not patterns.matches(torch.full((shape.count,), -1.0), pat.expected_fn(shape, 1))
 

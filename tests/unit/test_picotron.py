@@ -96,7 +96,7 @@ def reference(tmp_path_factory):
 
 
 def test_entrypoint_refuses_a_layout_that_does_not_fill_the_world(tmp_path):
-    codes, _, log = _run(tmp_path / "out", 1, "--tp", "2")
+    codes, _unused, log = _run(tmp_path / "out", 1, "--tp", "2")
     assert codes == [2]
     assert log.strip() == ("picotron: dp*pp*cp*tp = dp1 x pp1 x cp1 x tp2 = 2 must equal the world size 1 "
                            "(nodes x procs per node)")

@@ -50,7 +50,8 @@ def test_a_good_run_passes_with_steady_state_numbers(tmp_path):
 
 def test_missing_rank_flat_loss_and_nan_are_each_reported(tmp_path):
     losses = [5.0] * 10 + [float("nan")]
-    s = summarize(str(make_run(tmp_path, losses=[str(x) if x != x else x for x in losses], ranks=(0,))), PLAN)
+    marked = [str(x) if math.isnan(x) else x for x in losses]
+    s = summarize(str(make_run(tmp_path, losses=marked, ranks=(0,))), PLAN)
     assert s["status"] == "failed"
     text = " | ".join(s["failures"])
     assert "rank(s) 1 wrote nothing (node node2)" in text
@@ -210,8 +211,8 @@ def test_the_report_shows_each_nodes_health_checks_and_links_the_profiles(tmp_pa
     run = make_run(tmp_path / "r1")
     (run / "nodes" / "node1" / "nsys-node1-4242.nsys-rep").write_bytes(b"\0" * 3 * 2**20)
     checks = {"node1": {"health": {"status": "pass", "reason": "", "failed": [], "warned": []}},
-              "node2": {"health": {"status": "unchecked", "reason": "/opt/awsome/bin/awsome_healthcheck.py "
-                                                                   "is not installed"}}}
+              "node2": {"health": {"status": "unchecked",
+                                   "reason": "/opt/awsome/bin/awsome_healthcheck.py is not installed"}}}
     s = write_report(str(run), PLAN | {"node_checks": checks})
     assert s["node_environment"]["node2"]["health"]["status"] == "unchecked"
     page = (run / "report.html").read_text()

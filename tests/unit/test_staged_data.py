@@ -121,11 +121,11 @@ def test_a_resumed_run_reads_the_batches_the_uninterrupted_run_read(shards, tmp_
         recs = _run(ctx, [*common, "--steps", "6", "--resume", "--output-dir", str(tmp_path / "c")], resumed)
     finally:
         dist.destroy_process_group()
-    assert [p for p, _ in straight] == [0, 3, 6, 9, 12, 15]
+    assert [p for p, _unused in straight] == [0, 3, 6, 9, 12, 15]
     load = next(r for r in recs if r["event"] == "checkpoint" and r["action"] == "load")
     assert (load["step"], load["data_position"]) == (3, 9)
-    assert [p for p, _ in resumed] == [9, 12, 15]
-    for (_, a), (_, b) in zip(straight[3:], resumed, strict=True):
+    assert [p for p, _unused in resumed] == [9, 12, 15]
+    for (_unused, a), (_unused, b) in zip(straight[3:], resumed, strict=True):
         assert torch.equal(a, b)
 
 
@@ -177,8 +177,8 @@ def test_bad_staged_data_is_one_line_naming_the_file(shards, tmp_path, capsys):
     (altered / second).write_bytes(bytes(body))
     assert f"{altered / second}: sha256 " in _refused(["--data-path", str(altered)], capsys)
     # --data-verify size trusts the contents (and reads no shard whole).
-    assert parse_args(base_parser("test", FSDP_ENTRY), ["--dataset", "staged", "--data-path", str(altered),
-                                                         "--data-verify", "size"]).dataset == "staged"
+    argv = ["--dataset", "staged", "--data-path", str(altered), "--data-verify", "size"]
+    assert parse_args(base_parser("test", FSDP_ENTRY), argv).dataset == "staged"
 
     wide = _copy(shards, tmp_path / "wide")
     (wide / INDEX).write_text(json.dumps(index | {"vocab_size": 1000}))

@@ -120,7 +120,7 @@ def test_the_shim_turns_our_options_into_torchtitans(tmp_path):
         titan_train.parse(["--config", "nope", "--output-dir", str(tmp_path)])
 
 
-def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options():
+def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options(tmp_path):
     manifest = testcase.load_manifest(str(REPO / "test_cases"), "torchtitan")
     plan = testcase.resolve(manifest, preset="llama3-8b-fp8", hosts=["gpu0", "gpu1"], target="cluster",
                             procs_per_node=2, params={"steps": 30})
@@ -140,3 +140,11 @@ def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options():
     with pytest.raises(testcase.ManifestError, match="warmup_steps <= steps"):
         testcase.resolve(manifest, preset="gpu-debug", hosts=["gpu0"], target="cluster",
                          params={"steps": 1, "warmup_steps": 2})
+    # A manifest naming an adapter the report does not have is refused when it is loaded.
+    bad = tmp_path / "cases" / "titan2"
+    bad.mkdir(parents=True)
+    (bad / "testcase.yml").write_text((REPO / "test_cases/torchtitan/testcase.yml").read_text()
+                                      .replace("adapter: torchtitan", "adapter: titan"))
+    with pytest.raises(testcase.ManifestError, match=r"unknown metrics.adapter 'titan' \(known: torchtitan\)"):
+        testcase.load_manifest(str(tmp_path / "cases"), "titan2")
+

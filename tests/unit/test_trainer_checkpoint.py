@@ -23,7 +23,7 @@ def _trained(seed: int, steps: int):
     model = Transformer(MODEL_CONFIGS["tiny"], 16)
     model.init_weights()
     opt = build_optimizer(model, 1e-3, torch.device("cpu"))
-    for _ in range(steps):
+    for _unused in range(steps):
         tokens = torch.randint(0, 512, (2, 17))
         F.cross_entropy(model(tokens[:, :-1]).flatten(0, 1), tokens[:, 1:].flatten()).backward()
         opt.step()
@@ -50,7 +50,7 @@ def test_round_trip_restores_identical_weights_and_optimizer_state(tmp_path, mod
     assert json.loads((path / checkpoint.MARKER).read_text())["step"] == 2
 
     other, other_opt = _trained(seed=1, steps=1)  # different weights, different Adam moments and step
-    step, _ = checkpoint.load(path, other, other_opt)
+    step, _unused = checkpoint.load(path, other, other_opt)
     assert step == 2
     for (name, a), b in zip(model.state_dict().items(), other.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
@@ -77,7 +77,7 @@ def test_an_async_save_counts_only_once_finished_and_snapshots_the_state_it_was_
     model, opt = _trained(seed=0, steps=1)
     expected = {k: v.clone() for k, v in model.state_dict().items()}
     saver = checkpoint.AsyncSaver("thread", torch.device("cpu"))
-    path, _ = saver.save(tmp_path, 1, model, opt)
+    path, _unused = saver.save(tmp_path, 1, model, opt)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)

@@ -52,7 +52,7 @@ def fsdp_run(tmp_path_factory):
 
 
 def test_fsdp_two_ranks_train_and_both_report(fsdp_run):
-    _, ranks = fsdp_run
+    _unused, ranks = fsdp_run
     for rank, records in enumerate(ranks):
         events = [r["event"] for r in records]
         assert events[0] == "start" and events[-1] == "end" and events.count("step") == 12
@@ -89,7 +89,7 @@ def test_fsdp_resume_continues_the_same_loss_trajectory(fsdp_run, tmp_path):
 
 def test_ddp_two_ranks_follow_the_same_trajectory_as_fsdp(fsdp_run, tmp_path):
     """Same data, seed and schedule: DDP and FSDP2 compute the same updates (up to float rounding)."""
-    _, fsdp_ranks = fsdp_run
+    _unused, fsdp_ranks = fsdp_run
     ranks = _launch("ddp", tmp_path / "out")
     for records in ranks:
         assert records[0]["event"] == "start" and records[0]["parallelism"] == "ddp"

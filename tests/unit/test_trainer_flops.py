@@ -15,7 +15,7 @@ def test_llama3_8b_at_seq_8192_by_hand():
     torchtitan's 8,350 tokens/s/GPU on H100 is then 483.6 TFLOPS, 48.9 % of 989.4."""
     with torch.device("meta"):
         model = Transformer(MODEL_CONFIGS["llama3-8b"], 8)
-    _, non_embedding = param_counts(model)
+    _unused, non_embedding = param_counts(model)
     assert non_embedding == 7_504_924_672
     fpt = flops_per_token(non_embedding, 32, 32, 128, 8192)
     assert fpt == 57_914_449_920

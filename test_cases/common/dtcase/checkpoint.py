@@ -204,5 +204,5 @@ def load_train_state(path: str | Path, model: nn.Module,
 
 def load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
     """Load into model and optimizer in place; returns (step, seconds)."""
-    step, _, seconds = load_train_state(path, model, optimizer)
+    step, _unused, seconds = load_train_state(path, model, optimizer)
     return step, seconds

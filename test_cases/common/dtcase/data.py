@@ -31,7 +31,7 @@ _SYLLABLES = ["ka", "ri", "to", "men", "sa", "lo", "ve", "dra", "nu", "pi", "shi
 def _lexicon(rng: random.Random, size: int = 400) -> list[str]:
     words = set()
     while len(words) < size:
-        words.add("".join(rng.choice(_SYLLABLES) for _ in range(1 + int(rng.random() * 3))))
+        words.add("".join(rng.choice(_SYLLABLES) for _unused in range(1 + int(rng.random() * 3))))
     return sorted(words)
 
 
@@ -39,7 +39,7 @@ def _corpus_chunk(index: int) -> bytes:
     """Chunk ``index`` of the corpus; each chunk depends on its index only (any prefix is stable)."""
     lex_rng = random.Random(1234)  # the same lexicon and grammar in every chunk
     words = _lexicon(lex_rng)
-    successors = [[int(lex_rng.random() * len(words)) for _ in range(4)] for _ in words]
+    successors = [[int(lex_rng.random() * len(words)) for _unused in range(4)] for _unused in words]
     rng = random.Random(1_000_003 * (index + 1))
     out: list[str] = []
     size = 0

@@ -44,7 +44,7 @@ def measure_cpu_tflops(size: int = 384, repeats: int = 6) -> float:
     b = torch.randn(size, size)
     torch.mm(a, b)  # warm-up
     best = float("inf")
-    for _ in range(repeats):
+    for _unused in range(repeats):
         t0 = time.perf_counter()
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t0)

@@ -92,7 +92,7 @@ class Attention(nn.Module):
         self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
-        bsz, seq, _ = x.shape
+        bsz, seq, _unused = x.shape
         q = apply_rope(self.wq(x).view(bsz, seq, self.n_heads, self.head_dim), rope)
         k = apply_rope(self.wk(x).view(bsz, seq, self.n_kv_heads, self.head_dim), rope)
         v = self.wv(x).view(bsz, seq, self.n_kv_heads, self.head_dim)

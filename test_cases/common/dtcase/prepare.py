@@ -81,7 +81,8 @@ def prepare(paths: list[str], output: str | Path, *, tokenizer: str = "bytes",
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dtcase.prepare", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dtcase.prepare",
+                                description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("inputs", nargs="+", help=".txt / .jsonl files or directories holding them")
     p.add_argument("--output", required=True, help="directory for index.json and shard-*.bin")
     p.add_argument("--tokenizer", default="bytes",

@@ -79,9 +79,9 @@ class StepProfiler:
             if micros > 0:
                 rows.append((event.key, micros / 1000 / steps, event.count // steps))
         rows.sort(key=lambda row: row[1], reverse=True)
-        total = sum(ms for _, ms, _ in rows)
+        total = sum(ms for _unused, ms, _unused in rows)
         families: dict[str, float] = {}
-        for name, ms, _ in rows:
+        for name, ms, _unused in rows:
             families[family(name)] = families.get(family(name), 0.0) + ms
         return {
             "steps": [self.first, self.last],

@@ -28,7 +28,7 @@ def _cuda_loop_us(run: Run, iters: int) -> float:
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     dist.barrier()
     start.record()
-    works = [run(True) for _ in range(iters)]
+    works = [run(True) for _unused in range(iters)]
     _wait_all(works)  # on CUDA this only makes the current stream wait for the NCCL stream
     end.record()
     end.synchronize()
@@ -40,7 +40,7 @@ def _cuda_graph_us(run: Run, iters: int) -> float:
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.graph(graph, stream=stream):
-        for _ in range(iters):
+        for _unused in range(iters):
             run(False)
     graph.replay()  # one untimed replay: first replay uploads the graph
     torch.cuda.synchronize()
@@ -56,7 +56,7 @@ def _cuda_graph_us(run: Run, iters: int) -> float:
 def _cpu_loop_us(run: Run, iters: int) -> float:
     dist.barrier()
     t0 = time.perf_counter()
-    for _ in range(iters):
+    for _unused in range(iters):
         run(False)
     return (time.perf_counter() - t0) * 1e6
 
@@ -65,7 +65,7 @@ def time_per_op_us(run: Run, iters: int, warmup_iters: int, device: torch.device
                    graph: bool = False) -> float:
     """Max over ranks of (time of `iters` back-to-back operations) / iters, in microseconds."""
     cuda = device.type == "cuda"
-    for _ in range(warmup_iters):
+    for _unused in range(warmup_iters):
         run(False)
     if cuda:
         torch.cuda.synchronize()

@@ -15,7 +15,8 @@ _SYLLABLES = ["ka", "ri", "to", "men", "sa", "lo", "ve", "dra", "nu", "pi", "shi
 class Corpus:
     def __init__(self, seq_len: int, words: int = 200):
         rng = np.random.default_rng(1234)
-        lexicon = sorted({"".join(rng.choice(_SYLLABLES, size=rng.integers(1, 4))) for _ in range(words * 2)})
+        pieces = (rng.choice(_SYLLABLES, size=rng.integers(1, 4)) for _unused in range(words * 2))
+        lexicon = sorted({"".join(p) for p in pieces})
         self.words = [w.encode("ascii") + b" " for w in lexicon[:words]]
         # Each word has 4 possible successors, the first far more likely: text a model can learn.
         self.successors = rng.integers(0, len(self.words), size=(len(self.words), 4))

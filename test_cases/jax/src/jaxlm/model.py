@@ -47,7 +47,7 @@ def init_params(cfg: Config, key: jax.Array) -> dict:
         "wv": normal((cfg.dim, cfg.dim), 0.02), "wo": normal((cfg.dim, cfg.dim), out_std),
         "w1": normal((cfg.dim, cfg.ffn_dim), 0.02), "w3": normal((cfg.dim, cfg.ffn_dim), 0.02),
         "w2": normal((cfg.ffn_dim, cfg.dim), out_std),
-    } for _ in range(cfg.n_layers)]
+    } for _unused in range(cfg.n_layers)]
     return {"embed": normal((cfg.vocab_size, cfg.dim), 1.0), "layers": layers,
             "norm": jnp.ones((cfg.dim,)), "output": normal((cfg.dim, cfg.vocab_size), cfg.dim ** -0.5)}
 
@@ -71,7 +71,7 @@ def _rope(x: jax.Array, theta: float) -> jax.Array:
 
 
 def _attention(cfg: Config, p: dict, x: jax.Array) -> jax.Array:
-    bsz, seq, _ = x.shape
+    bsz, seq, _unused = x.shape
     heads = (bsz, seq, cfg.n_heads, cfg.head_dim)
     q = _rope((x @ p["wq"]).reshape(heads), cfg.rope_theta)
     k = _rope((x @ p["wk"]).reshape(heads), cfg.rope_theta)

@@ -109,7 +109,7 @@ class Block(nn.Module):
         self.w2 = RowParallelLinear(w[f"{i}.w2"], group, rank, tp)
 
     def attention(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        bsz, chunk, _ = x.shape
+        bsz, chunk, _unused = x.shape
         q = apply_rope(self.wq(x).view(bsz, chunk, self.heads, self.head_dim), cos, sin)
         k = apply_rope(self.wk(x).view(bsz, chunk, self.kv_heads, self.head_dim), cos, sin)
         v = self.wv(x).view(bsz, chunk, self.kv_heads, self.head_dim)

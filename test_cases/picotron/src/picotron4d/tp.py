@@ -45,7 +45,7 @@ class _GatherLastDim(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, group):
         ctx.group, ctx.rank, ctx.width = group, dist.get_rank(group), x.shape[-1]
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size(group))]
+        parts = [torch.empty_like(x) for _unused in range(dist.get_world_size(group))]
         dist.all_gather(parts, x.contiguous(), group=group)
         return torch.cat(parts, dim=-1)
 
