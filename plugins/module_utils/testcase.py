@@ -18,6 +18,7 @@ try:
 except ImportError:  # the module reports it (missing_required_lib); the pure functions do not need it
     yaml = None
 
+from ansible_collections.awsome.distributed_training.plugins.module_utils.metrics_adapters import ADAPTERS
 from ansible_collections.awsome.distributed_training.plugins.module_utils.run_checks import CHECKS
 
 MAX_NODES = 64
@@ -93,6 +94,10 @@ def _check_manifest(m: Any, path: str) -> None:
     unknown = set(m["success"].get("checks", [])) - set(CHECKS)
     if unknown:
         raise ManifestError(f"{path}: unknown success checks {sorted(unknown)}")
+    adapter = (m["metrics"] or {}).get("adapter")
+    if adapter is not None and adapter not in ADAPTERS:
+        raise ManifestError(f"{path}: unknown metrics.adapter {adapter!r} "
+                            f"(known: {', '.join(sorted(ADAPTERS))})")
     for preset, body in m["presets"].items():
         for pname in (body.get("parameters") or {}):
             if pname not in m["parameters"]:

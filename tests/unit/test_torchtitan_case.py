@@ -145,6 +145,7 @@ def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options(tmp_
     bad.mkdir(parents=True)
     (bad / "testcase.yml").write_text((REPO / "test_cases/torchtitan/testcase.yml").read_text()
                                       .replace("adapter: torchtitan", "adapter: titan"))
-    with pytest.raises(testcase.ManifestError, match=r"unknown metrics.adapter 'titan' \(known: torchtitan\)"):
+    refused = r"unknown metrics.adapter 'titan' \(known: torchtitan\)"
+    with pytest.raises(testcase.ManifestError, match=refused):
         testcase.load_manifest(str(tmp_path / "cases"), "titan2")
 
