@@ -4,9 +4,12 @@ on_create.sh runs for real over SSH on the simulated cluster's nodes (network na
 hostname and sshd) with HyperPod's two config files: it works out the role from the node's own
 address, installs the collection from the bundle's tarball and runs playbooks/hyperpod/node.yml
 locally. The bad-config cases run it here with NODE_IP set (lifecycle/examples, as HyperPod writes them).
-The FSx mount and the Slurm configuration need real HyperPod nodes, so the run here is pointed at
-the playbook's `record` phase only (LIFECYCLE_ANSIBLE_ARGS=--tags record) - what is checked is that
-each node got its role and the cluster inventory it needs.
+The FSx mount and the Slurm configuration need real HyperPod nodes, so the run on the simulated nodes
+is pointed at the playbook's `record` phase, and `healthcheck` on the worker (LIFECYCLE_ANSIBLE_ARGS=
+--tags record[,healthcheck]) - what is checked is that each node got its role and the cluster
+inventory it needs, and that the worker got the health check with its instance type's expectations
+and ran it once (under the test's directories, with thresholds this machine meets, except the p5
+worker's GPUs it has not).
 """
 
 from __future__ import annotations
@@ -128,18 +131,25 @@ def cluster_config(tmp: Path, groups: dict[str, list[tuple[str, str]]]) -> Path:
     return path
 
 
-def on_create_over_ssh(bundle: Path, cluster: dict, node: str, resource: Path, tmp: Path) -> subprocess.Popen:
+def on_create_over_ssh(bundle: Path, cluster: dict, node: str, resource: Path, tmp: Path,
+                       tags: str) -> subprocess.Popen:
     """Start on_create.sh on a simulated node over SSH. The nodes share this machine's file system, so
     each node's log, work and record paths are its own directory under `tmp`; the node finds its IP
     from its own hostname, as on HyperPod."""
     here = tmp / node
+    # The health check's files under the test's directory; thresholds this machine meets.
+    args = [f"-e {k}={v}" for k, v in {
+        "hyperpod_node_record": here / "hyperpod_node.json", "healthcheck_bin_dir": here / "health/bin",
+        "healthcheck_config_path": here / "health/health.json",
+        "healthcheck_state_dir": here / "health/state", "healthcheck_nofile_min": 1024,
+        "healthcheck_disk_min_free_gib": 1,
+        "healthcheck_mem_min_available_gib": 0.5}.items()]
     env = {"PATH": f"{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin", "RESOURCE_CONFIG": resource,
            "PROVISION_LOG_DIR": here / "log", "LIFECYCLE_WORK_DIR": here / "work",
-           "LIFECYCLE_ANSIBLE_ARGS": f"'--tags record -e hyperpod_node_record={here}/hyperpod_node.json'"}
+           "LIFECYCLE_ANSIBLE_ARGS": "'" + " ".join([f"--tags {tags}", *args]) + "'"}
     command = " ".join(f"{k}={v}" for k, v in env.items()) + f" {bundle}/on_create.sh"
-    # The inventory's ssh options: the node's host key is checked against the cluster's known_hosts.
     ssh = ["ssh", "-i", cluster["vars"]["ansible_ssh_private_key_file"], "-o", "BatchMode=yes",
-           *cluster["vars"]["ansible_ssh_common_args"].split(), "-o", "LogLevel=ERROR",
+           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
            f"root@{cluster['hosts'][node]['ansible_host']}", command]
     return subprocess.Popen(ssh, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -154,14 +164,16 @@ def test_on_create_on_the_simulated_nodes(bundle, local_cluster, tmp_path):
         "controller-machine": [("controller-machine-1", ip["node1"])],
         "login-group": [("login-group-1", "10.77.0.201")],  # listed, not simulated here
         "worker-group-1": [("worker-group-1-1", ip["node2"]), ("worker-group-1-2", "10.77.0.202")]})
-    runs = {node: on_create_over_ssh(bundle, cluster, node, first, tmp_path / "a")
+    # The health check runs on the worker only: its time is spent once.
+    runs = {node: on_create_over_ssh(bundle, cluster, node, first, tmp_path / "a",
+                                     tags="record,healthcheck" if node == "node2" else "record")
             for node in ("node1", "node2")}
     outputs = {node: proc.communicate(timeout=300)[0] for node, proc in runs.items()}
     second = cluster_config(tmp_path / "b", {
         "controller-machine": [("controller-machine-1", ip["node1"])],
         "login-group": [("login-group-1", ip["node2"])],
         "worker-group-1": [("worker-group-1-1", "10.77.0.202")]})
-    login = on_create_over_ssh(bundle, cluster, "node2", second, tmp_path / "b")
+    login = on_create_over_ssh(bundle, cluster, "node2", second, tmp_path / "b", tags="record")
     outputs["login"] = login.communicate(timeout=300)[0]
     for proc, out in zip([*runs.values(), login], outputs.values(), strict=True):
         assert proc.returncode == 0, out
@@ -179,6 +191,30 @@ def test_on_create_on_the_simulated_nodes(bundle, local_cluster, tmp_path):
                 / "MANIFEST.json").is_file()
         facts = json.loads((here / "work" / "node.json").read_text())
         assert facts["ip"] == ip[node], facts  # found from the node's own hostname
+        if role == "worker":
+            # The health check, with the expectations of the node's instance type (p5.48xlarge: 8 GPUs,
+            # 32 EFA devices, the 300 GB/s all-reduce floor), run once into the log: the simulated p5
+            # worker has no GPU, and the script still succeeds.
+            health = json.loads((here / "health" / "health.json").read_text())
+            expected = (health["expect_gpus"], health["expect_efa"], health["nccl_busbw_min_gbps"])
+            assert expected == (8, 32, 300.0), health
+            assert (here / "health" / "bin" / "awsome-health-slurm").is_file()
+            assert "health check fail: gpu_count: 8 GPU(s) expected, nvidia-smi failed" in log, log
+
+    # Slurm's entry point on the worker as slurmd runs it: fails on gpu_count, keeps the result (no
+    # scontrol here to drain with: the Molecule slurm scenario shows the drain and the return).
+    worker = tmp_path / "a" / "node2" / "health"
+    slurm_run = subprocess.run([str(worker / "bin" / "awsome-health-slurm")], capture_output=True, text=True,
+                               timeout=120)
+    last = json.loads((worker / "state" / "last.json").read_text())
+    assert slurm_run.returncode == 1, slurm_run.stderr
+    assert last["status"] == "fail" and last["slurm"] == "scontrol show node failed", last
+    # ... and what the playbook tells the slurm role to run: that entry point, on every node.
+    play = yaml.safe_load((REPO / "playbooks/hyperpod/node.yml").read_text())[0]
+    slurm_task = next(t for t in play["tasks"] if t.get("ansible.builtin.include_role", {}).get("name", "")
+                      .endswith(".slurm"))
+    assert slurm_task["vars"]["slurm_health_check_program"] == (
+        "{{ healthcheck_bin_dir | default('/opt/awsome/bin') }}/awsome-health-slurm")
 
     inventory = json.loads((tmp_path / "a" / "node2" / "work" / "inventory.json").read_text())
     inventory = inventory["all"]["children"]
