@@ -148,8 +148,9 @@ def on_create_over_ssh(bundle: Path, cluster: dict, node: str, resource: Path, t
            "PROVISION_LOG_DIR": here / "log", "LIFECYCLE_WORK_DIR": here / "work",
            "LIFECYCLE_ANSIBLE_ARGS": "'" + " ".join([f"--tags {tags}", *args]) + "'"}
     command = " ".join(f"{k}={v}" for k, v in env.items()) + f" {bundle}/on_create.sh"
+    # The inventory's ssh options: the node's host key is checked against the cluster's known_hosts.
     ssh = ["ssh", "-i", cluster["vars"]["ansible_ssh_private_key_file"], "-o", "BatchMode=yes",
-           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+           *cluster["vars"]["ansible_ssh_common_args"].split(), "-o", "LogLevel=ERROR",
            f"root@{cluster['hosts'][node]['ansible_host']}", command]
     return subprocess.Popen(ssh, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
