@@ -98,9 +98,18 @@ def test_enroot(host):
     assert host.package("enroot+caps").is_installed
     conf = host.file("/etc/enroot/enroot.conf").content_string
     assert "ENROOT_DATA_PATH           /var/lib/enroot/data/user-$(id -u)" in conf
-    assert "ENROOT_CACHE_PATH          /fsx/enroot/cache/group-$(id -g)" in conf
+    assert "ENROOT_TEMP_PATH           /var/lib/enroot/tmp/user-$(id -u)" in conf
+    assert "ENROOT_CACHE_PATH          /fsx/enroot/cache/user-$(id -u)" in conf
+    # No world-writable parent another user could create someone's directory in first: root's 0755
+    # parents, and each enroot user's own 0700 directory made by the role.
     for path in ("/var/lib/enroot/data", "/var/lib/enroot/tmp", "/fsx/enroot/cache"):
-        assert host.file(path).mode == 0o1777
+        parent = host.file(path)
+        assert (parent.user, parent.mode) == ("root", 0o755), path
+        own = host.file(f"{path}/user-0")
+        assert own.is_directory and (own.user, own.mode) == ("root", 0o700), path
+        # another user (nobody) cannot make a directory there for anyone
+        planted = host.run(f"setpriv --reuid=65534 --regid=65534 --clear-groups mkdir {path}/user-1000")
+        assert planted.rc != 0 and "Permission denied" in planted.stderr, path
 
 
 def test_lustre_client_config(host):
@@ -132,7 +141,8 @@ def test_stack_record_holds_the_fabric_versions(host):
     ctk = f"{VERSIONS['stack_packages']['nvidia_container_toolkit']['version']}-1"
     want = {
         "efa_installer": _v("efa_installer"),   # detected from the installer's record after the upgrade
-        "nccl": _v("nccl"), "nccl_install_method": "repo", "aws_ofi_nccl_source": "efa",
+        # what dpkg says is installed (the pin plus the CUDA build: 2.26.5-1+cuda12.8)
+        "nccl": host.package("libnccl2").version, "nccl_install_method": "repo", "aws_ofi_nccl_source": "efa",
         "nccl_tests": _v("nccl_tests"),
         "neuron_sdk": _v("neuron_sdk"), **neuron,  # the versions dpkg reports for the pinned packages
         "container_engine": "containerd", "containerd": host.package("containerd").version,
@@ -141,3 +151,4 @@ def test_stack_record_holds_the_fabric_versions(host):
         "lustre_client": host.package("lustre-client-utils").version,
     }
     assert {k: components.get(k) for k in want} == want
+    assert components["nccl"].startswith(_v("nccl") + "+cuda"), components["nccl"]
