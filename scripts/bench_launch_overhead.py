@@ -6,15 +6,21 @@ start of the launch to rank 0's first training step (the step event's own timest
   ansible  - `ansible-playbook playbooks/run_fsdp.yml` (plan, checks, staging, start, follow)
   by hand  - `ssh node torchrun ...` to every node at once, reusing the code the ansible run staged
 Prints one row per node count with the medians and the ratio.
+The simulated cluster is one per machine: the script holds the lock the integration tests' fixture
+takes (a test session waits for it, and it for them) and removes the cluster when it is done.
+With --profile DIR it also writes each ansible run's per-task times (ansible.posix.profile_tasks)
+to DIR/profile-<nodes>n-<repeat>.txt.
 With --container IMAGE it also prints what the container costs: the launcher's own time to first
 step (summary.json: job start to rank 0's first step) of the same run bare and inside IMAGE.
 Usage:
   .venv/bin/python scripts/bench_launch_overhead.py --nodes 2 4 --repeats 2 [--container IMAGE]
+      [--profile DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -29,10 +35,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv" / "bin"
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{VENV}:{os.environ['PATH']}"}
+CLUSTER_LOCK = Path("/run/lock/awsome-local-cluster.lock")  # tests/integration/conftest.py's
 
 
-def sh(*cmd: str) -> str:
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, text=True, capture_output=True)
+def sh(*cmd: str, env: dict | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=REPO, env=env or ENV, text=True, capture_output=True)
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return proc.stdout
@@ -46,11 +53,16 @@ def first_step_time(metrics: Path) -> float:
     raise RuntimeError(f"no step in {metrics}")
 
 
-def ansible_run(inventory: Path, nodes: int, steps: int, *extra: str) -> tuple[float, Path]:
+def ansible_run(inventory: Path, nodes: int, steps: int, *extra: str, profile: Path | None = None,
+                ) -> tuple[float, Path]:
+    env = {**ENV, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+           "PROFILE_TASKS_SORT_ORDER": "none", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"} if profile else ENV
     t0 = time.time()
-    sh(str(VENV / "ansible-playbook"), "playbooks/run_fsdp.yml", "-i", str(inventory),
-       "-e", "preset=cpu-tiny", "-e", f"nodes={nodes}", "-e", json.dumps({"params": {"steps": steps}}),
-       *extra)
+    out = sh(str(VENV / "ansible-playbook"), "playbooks/run_fsdp.yml", "-i", str(inventory),
+             "-e", "preset=cpu-tiny", "-e", f"nodes={nodes}", "-e", json.dumps({"params": {"steps": steps}}),
+             *extra, env=env)
+    if profile:
+        profile.write_text(out)
     run_dir = (REPO / "results" / "latest").resolve()
     return first_step_time(run_dir / "nodes" / "node1" / "metrics-rank0.jsonl") - t0, run_dir
 
@@ -88,15 +100,37 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--container", help="also measure the container start cost with this image")
+    ap.add_argument("--profile", type=Path, help="write each ansible run's per-task times into DIR")
     a = ap.parse_args()
+    if a.profile:
+        a.profile.mkdir(parents=True, exist_ok=True)
+    CLUSTER_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with CLUSTER_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            rows, container_rows = measure(a)
+        finally:
+            sh(str(VENV / "ansible-playbook"), "playbooks/local_cluster.yml", "-e", "cluster_state=absent")
+    print(f"{'nodes':>5} {'ansible-playbook s':>19} {'torchrun by hand s':>19} {'ratio':>6}")
+    for n, ans_s, man_s in rows:
+        print(f"{n:>5} {ans_s:>19.1f} {man_s:>19.1f} {ans_s / man_s:>6.2f}")
+    if container_rows:
+        print(f"\ntime to first step from the job's start, bare vs in {a.container}")
+        print(f"{'nodes':>5} {'bare s':>8} {'container s':>12} {'cost s':>7}")
+        for n, bare_s, boxed_s in container_rows:
+            print(f"{n:>5} {bare_s:>8.1f} {boxed_s:>12.1f} {boxed_s - bare_s:>7.1f}")
+
+
+def measure(a: argparse.Namespace) -> tuple[list, list]:
     inventory = REPO / ".state" / "cluster" / "inventory.yml"
     rows, container_rows = [], []
     for n in a.nodes:
         sh(str(VENV / "ansible-playbook"), "playbooks/local_cluster.yml", "-e", "cluster_state=present",
            "-e", f"cluster_nodes={n}")
         ans, man = [], []
-        for _ in range(a.repeats):
-            t, run_dir = ansible_run(inventory, n, a.steps)
+        for r in range(a.repeats):
+            t, run_dir = ansible_run(inventory, n, a.steps,
+                                     profile=a.profile / f"profile-{n}n-{r}.txt" if a.profile else None)
             ans.append(t)
             man.append(manual_run(inventory, run_dir, a.steps))
         rows.append((n, statistics.median(ans), statistics.median(man)))
@@ -107,14 +141,7 @@ def main() -> None:
                     _, run_dir = ansible_run(inventory, n, a.steps, "-e", f"container_image={image}")
                     out.append(json.loads((run_dir / "summary.json").read_text())["time_to_first_step_s"])
             container_rows.append((n, statistics.median(bare), statistics.median(boxed)))
-    print(f"{'nodes':>5} {'ansible-playbook s':>19} {'torchrun by hand s':>19} {'ratio':>6}")
-    for n, ans_s, man_s in rows:
-        print(f"{n:>5} {ans_s:>19.1f} {man_s:>19.1f} {ans_s / man_s:>6.2f}")
-    if container_rows:
-        print(f"\ntime to first step from the job's start, bare vs in {a.container}")
-        print(f"{'nodes':>5} {'bare s':>8} {'container s':>12} {'cost s':>7}")
-        for n, bare_s, boxed_s in container_rows:
-            print(f"{n:>5} {bare_s:>8.1f} {boxed_s:>12.1f} {boxed_s - bare_s:>7.1f}")
+    return rows, container_rows
 
 
 if __name__ == "__main__":

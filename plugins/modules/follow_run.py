@@ -14,7 +14,7 @@ description:
 options:
   dir: {description: The run directory on the node., type: str, required: true}
   timeout: {description: Seconds before the run is stopped., type: float, required: true}
-  interval: {description: Seconds between polls., type: float, default: 3}
+  interval: {description: "Seconds between polls (in between, the node looks for the job's end every 0.2 s).", type: float, default: 3}
   markers_dir: {description: Directory on the controller where nodes mark their failures., type: path, required: true}
   progress_file: {description: Metrics file (relative to I(dir)) whose last line gives progress., type: str}
   total_steps: {description: "Steps of the run, for the progress line.", type: int}

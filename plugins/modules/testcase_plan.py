@@ -1,5 +1,4 @@
-#!/usr/bin/python
-"""Resolve a test-case run request into a launch plan (runs on the controller)."""
+"""Documentation of the testcase_plan action plugin (plugins/action/testcase_plan.py does the work)."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ description:
   - Reads C(test_cases/<test_case>/testcase.yml), checks the preset, parameters and node count
     against the manifest and the inventory, and returns the plan every launcher step uses.
   - Changes nothing. Bad input fails with a one-line message naming the problem.
+  - An action plugin: it runs in the controller's own process.
 options:
   test_case: {description: Test case name (a directory under I(test_cases_dir))., type: str, required: true}
   test_cases_dir: {description: Directory holding the test cases., type: path, required: true}
@@ -55,46 +55,3 @@ plan:
   returned: success
   type: dict
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
-    ManifestError,
-    load_manifest,
-    resolve,
-)
-
-
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "test_case": {"type": "str", "required": True},
-            "test_cases_dir": {"type": "path", "required": True},
-            "preset": {"type": "str"},
-            "params": {"type": "raw"},
-            "nodes": {"type": "raw"},
-            "procs_per_node": {"type": "raw"},
-            "hosts": {"type": "list", "elements": "str", "required": True},
-            "target": {"type": "str", "required": True},
-            "run_id": {"type": "str"},
-            "timeout_s": {"type": "raw"},
-            "launch_mode": {"type": "str"},
-            "container_image": {"type": "str"},
-            "render_only": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        manifest = load_manifest(p["test_cases_dir"], p["test_case"])
-        plan = resolve(manifest, preset=p["preset"], params=p["params"], nodes=p["nodes"],
-                       procs_per_node=p["procs_per_node"], hosts=p["hosts"], target=p["target"],
-                       run_id=p["run_id"], timeout_s=p["timeout_s"], launch_mode=p["launch_mode"],
-                       container_image=p["container_image"], render_only=p["render_only"])
-    except ManifestError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, plan=plan)
-
-
-if __name__ == "__main__":
-    main()
