@@ -9,7 +9,7 @@ description:
   - Reads C(test_cases/<test_case>/testcase.yml), checks the preset, parameters and node count
     against the manifest and the inventory, and returns the plan every launcher step uses.
   - Changes nothing. Bad input fails with a one-line message naming the problem.
-  - An action plugin: it runs in the controller's own process.
+  - An action plugin, run in the controller's own process.
 options:
   test_case: {description: Test case name (a directory under I(test_cases_dir))., type: str, required: true}
   test_cases_dir: {description: Directory holding the test cases., type: path, required: true}
