@@ -55,6 +55,16 @@ options:
     description: The Nsight Systems command (a name on PATH or a path).
     type: str
     default: nsys
+  directories:
+    description:
+      - Run and cache directories of this node (work root, environments root); each one, and every
+        directory above it, must belong to the connecting user or root and be writable by no one else,
+        or the node is refused (a missing one is judged by the directories above it).
+      - The shared root, a resumed run's checkpoint directory and the directory of a bare launch's
+        interpreter (C(python), e.g. the case's virtualenv) are checked whether listed or not.
+    type: list
+    elements: str
+    default: []
 author: awsome.distributed_training developers (@awsome)
 """
 
@@ -94,6 +104,10 @@ import subprocess
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.awsome.distributed_training.plugins.module_utils.trusted_dirs import (
+    directory_problems,
+)
 
 # Runs with the case's python (or inside the image): the framework's version and the image's record.
 PROBE = r"""
@@ -285,12 +299,17 @@ def main() -> None:
             "health_config": {"type": "str", "default": "/etc/awsome/healthcheck.json"},
             "profiler": {"type": "str", "default": "none", "choices": ["none", "nsys"]},
             "nsys": {"type": "str", "default": "nsys"},
+            "directories": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     p = module.params
     problems: list[str] = []
     result = {"framework_version": "", "gpus": gpus(), "efa_devices": efa_devices()}
+    # Run and cache directories another user could have planted or can write to (module_utils/trusted_dirs).
+    shared_root = os.path.dirname(p["shared_marker"]) if p["shared_marker"] else ""
+    interpreter = os.path.dirname(p["python"]) if os.path.isabs(p["python"]) and not p["container"] else ""
+    problems += directory_problems([*p["directories"], shared_root, p["resume_dir"], interpreter])
     if p["container"]:
         check_container(p, problems, result)
     else:
