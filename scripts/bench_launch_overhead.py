@@ -39,7 +39,7 @@ CLUSTER_LOCK = Path("/run/lock/awsome-local-cluster.lock")  # tests/integration/
 
 
 def sh(*cmd: str, env: dict | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=REPO, env=env or ENV, text=True, capture_output=True)
+    proc = subprocess.run(cmd, cwd=REPO, env=env or ENV, text=True, capture_output=True, check=False)
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return proc.stdout
@@ -136,9 +136,9 @@ def measure(a: argparse.Namespace) -> tuple[list, list]:
         rows.append((n, statistics.median(ans), statistics.median(man)))
         if a.container:
             bare, boxed = [], []
-            for _ in range(a.repeats):
+            for _unused in range(a.repeats):
                 for image, out in (("none", bare), (a.container, boxed)):
-                    _, run_dir = ansible_run(inventory, n, a.steps, "-e", f"container_image={image}")
+                    _unused, run_dir = ansible_run(inventory, n, a.steps, "-e", f"container_image={image}")
                     out.append(json.loads((run_dir / "summary.json").read_text())["time_to_first_step_s"])
             container_rows.append((n, statistics.median(bare), statistics.median(boxed)))
     return rows, container_rows

@@ -38,6 +38,7 @@ VERSION_ROWS = [
     ("torch_cuda", "CUDA (torch build)", None),
 ]
 
+
 def worst(statuses) -> str:
     return max(statuses, key=RANK.__getitem__, default="pass")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from moto_fixtures import REPO, VENV_BIN, ansible_env, aws_env, moto, moto_session, run, run_playbook  # noqa: F401
+from moto_fixtures import REPO, VENV_BIN, ansible_env, aws_env, moto, moto_session, run, run_playbook  # pylint: disable=unused-import  # noqa: F401
 
 EXAMPLES = REPO / "lifecycle" / "examples"
 
@@ -45,7 +45,7 @@ def on_create(bundle: Path, tmp: Path, node_ip: str, *, resource: Path = EXAMPLE
     if params:
         env["PROVISIONING_PARAMETERS"] = str(params)
     proc = subprocess.run([str(bundle / "on_create.sh")], env=env, text=True, capture_output=True,
-                          timeout=300)
+                          timeout=300, check=False)
     log = tmp / "log" / "provisioning.log"
     return proc, log.read_text() if log.exists() else ""
 
@@ -206,7 +206,7 @@ def test_on_create_on_the_simulated_nodes(bundle, local_cluster, tmp_path):
     # scontrol here to drain with: the Molecule slurm scenario shows the drain and the return).
     worker = tmp_path / "a" / "node2" / "health"
     slurm_run = subprocess.run([str(worker / "bin" / "awsome-health-slurm")], capture_output=True, text=True,
-                               timeout=120)
+                               timeout=120, check=False)
     last = json.loads((worker / "state" / "last.json").read_text())
     assert slurm_run.returncode == 1, slurm_run.stderr
     assert last["status"] == "fail" and last["slurm"] == "scontrol show node failed", last

@@ -17,12 +17,23 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def slurm_cluster(local_cluster):
-    """The session cluster with Slurm added (idempotent on the same nodes)."""
-    proc = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present", "-e", "cluster_nodes=2",
-                        "-e", "cluster_slurm=true", timeout=600)
-    assert proc.returncode == 0, proc.stdout[-6000:]
+    """The session cluster with Slurm added, configured by the munge and slurm roles: the slurm.conf
+    every daemon reads is the slurm role's, written from the nodes as inventory hosts. A second run
+    changes nothing (no key, file or daemon touched)."""
+    args = ("-e", "cluster_state=present", "-e", "cluster_nodes=2", "-e", "cluster_slurm=true")
+    for _run in ("first", "again"):
+        proc = run_playbook("playbooks/local_cluster.yml", *args, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-6000:]
+    assert re.search(r"localhost\s+: ok=\d+\s+changed=0\s", proc.stdout), proc.stdout[-4000:]
     inventory = yaml.safe_load(local_cluster.read_text())["all"]["children"]
     assert list(inventory["slurm_compute"]["hosts"]) == ["node1", "node2"]
+    conf = (local_cluster.parent / "slurm" / "slurm.conf").read_text()
+    assert "Rendered by awsome.distributed_training.slurm" in conf  # the role's template
+    # node1's address from slurm_node_addr; %n paths for the slurmd that share this file system.
+    assert re.search(r"^SlurmctldHost=node1\(10\.77\.0\.11\)$", conf, re.M), conf
+    assert re.search(r"^NodeName=node2 NodeAddr=10\.77\.0\.12 CPUs=\d+ ", conf, re.M), conf
+    assert "SlurmdPidFile=" + str(local_cluster.parent / "slurm" / "%n" / "slurmd.pid") in conf
+    assert "PartitionName=compute Nodes=node1,node2 Default=YES" in conf
     return local_cluster
 
 

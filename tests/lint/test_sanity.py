@@ -15,28 +15,22 @@ import subprocess
 
 from helpers import REPO
 
-# TODO(lead): files whose owners are editing them now (uncommitted); each has pylint findings
-# (`_` names, subprocess.run without check=, unused fixture imports): fix them as in the rest of
-# tests/ once committed, then drop the line here.
+# TODO(lead): a new file whose owner had not committed it yet; it has pylint findings
+# (subprocess.run without check=, unused fixture imports): fix them as in the rest of tests/ once
+# committed, then drop its line here.
 NOT_YET = {
-    "scripts/bench_launch_overhead.py",
-    "test_cases/common/dtcase/trainer.py",
-    "test_cases/megatron/src/train.py",
-    "tests/integration/test_lifecycle.py",
     "tests/integration/test_staged_data.py",
-    "tests/integration/test_trust.py",
 }
 
 
-def targets() -> list[str]:
-    """Every file git knows (tracked or new), less NOT_YET."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                           text=True, capture_output=True, check=True).stdout.split()
-    return sorted(f for f in files if f not in NOT_YET and (REPO / f).exists())
+def excludes() -> list[str]:
+    """--exclude for each NOT_YET file: ansible-test's own target list is the whole collection."""
+    return [arg for path in sorted(NOT_YET) if (REPO / path).exists() for arg in ("--exclude", path)]
 
 
 def test_ansible_test_sanity_passes():
-    proc = subprocess.run([str(REPO / "tests" / "sanity" / "run_sanity.sh"), *targets()], cwd=REPO, text=True,
+    proc = subprocess.run([str(REPO / "tests" / "sanity" / "run_sanity.sh"), *excludes()], cwd=REPO,
+                          text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1500, check=False)
     errors = [line for line in proc.stdout.splitlines() if line.startswith(("ERROR", "FATAL"))]
     assert proc.returncode == 0 and not errors, "\n".join(errors[:60]) or proc.stdout[-6000:]

@@ -65,7 +65,6 @@ def test_the_manifest_plans_torchrun_over_the_entry_point_from_the_cases_venv():
     assert all(r.count("==") == 1 for r in manifest["environment"]["requirements"])
 
 
-
 def test_gradient_clipping_uses_the_norm_of_the_whole_tensor_parallel_model(monkeypatch):
     """Rank 0 of a tensor-parallel pair holds the shard (3, 0) of a weight, rank 1 (0, 4); a replicated
     norm weight has gradient 12 on both: the model's norm is 13 (a per-rank norm would be 12.4 here).

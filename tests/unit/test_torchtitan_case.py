@@ -148,4 +148,3 @@ def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options(tmp_
     refused = r"unknown metrics.adapter 'titan' \(known: torchtitan\)"
     with pytest.raises(testcase.ManifestError, match=refused):
         testcase.load_manifest(str(tmp_path / "cases"), "titan2")
-

@@ -209,7 +209,7 @@ def train(setup: TrainSetup) -> int:
                 _report_complete(metrics, saver.wait(), step)  # one save in flight at most
                 if ctx.device.type == "cuda":
                     torch.cuda.synchronize(ctx.device)  # the optimizer's writes land before the copy
-                path, _ = saver.save(args.checkpoint_dir, step, model, optimizer, samples=position)
+                path, _unused = saver.save(args.checkpoint_dir, step, model, optimizer, samples=position)
                 seconds = time.perf_counter() - t0
             else:
                 path, seconds = checkpoint.save(args.checkpoint_dir, step, model, optimizer, samples=position)
