@@ -15,12 +15,9 @@ import subprocess
 
 from helpers import REPO
 
-# TODO(lead): a new file whose owner had not committed it yet; it has pylint findings
-# (subprocess.run without check=, unused fixture imports): fix them as in the rest of tests/ once
-# committed, then drop its line here.
-NOT_YET = {
-    "tests/integration/test_staged_data.py",
-}
+# Files left out of sanity until fixed (none now): a new file that fails pylint's rules (a `_` name,
+# subprocess.run without check=, an unmarked fixture import) is fixed, not listed here.
+NOT_YET: set[str] = set()
 
 
 def excludes() -> list[str]:
