@@ -51,11 +51,15 @@ def rank_argv(plan: dict, python: str, profiler: dict | None = None) -> list[str
     under the profiler when one is asked for (profiler_argv).
 
     `python` is the case's interpreter on this node (a per-case venv, the launcher's python, or the
-    image's python3); it replaces a leading `python` of a command-mode argv.
+    image's python3); it replaces a leading `python` of a command-mode argv. The run's directories
+    follow as --output-dir/--checkpoint-dir unless the manifest says its command takes neither
+    (`launch.output_dir_arg: false`: a framework's own CLI, which reads them from the contract's env).
     """
-    dirs = ["--output-dir", "${AWSOME_OUTPUT_DIR}"]
-    if plan.get("checkpoint_dir"):
-        dirs += ["--checkpoint-dir", "${AWSOME_CHECKPOINT_DIR}"]
+    dirs = []
+    if plan.get("output_dir_arg", True):
+        dirs = ["--output-dir", "${AWSOME_OUTPUT_DIR}"]
+        if plan.get("checkpoint_dir"):
+            dirs += ["--checkpoint-dir", "${AWSOME_CHECKPOINT_DIR}"]
     wrap = profiler_argv(profiler)
     if plan["launch_mode"] == "command":
         command = list(plan["command"])

@@ -62,6 +62,15 @@ def test_command_mode_runs_the_cases_own_argv_with_its_python_and_flags():
                     "--checkpoint-dir", "/c"]
 
 
+def test_a_framework_cli_that_takes_no_directory_flags_gets_none():
+    """`launch.output_dir_arg: false` (NeMo, BioNeMo, Neuronx): their parsers refuse --output-dir;
+    they read the run's directories from the contract's environment instead."""
+    manifest = {**MANIFEST, "launch": {**MANIFEST["launch"], "output_dir_arg": False}}
+    p = resolve(manifest, preset="cpu", hosts=["node1", "node2"], target="cluster", launch_mode="command")
+    argv = jl.rank_argv(p, "/py")
+    assert argv[-2:] == ["--steps", "3"] and "--output-dir" not in argv and "--checkpoint-dir" not in argv
+
+
 def test_podman_wraps_the_rank_command_in_the_nodes_namespaces_with_the_runs_directories():
     p = plan(container_image="default")
     before, after = jl.container_argv("podman", p["container"], name="awsome-r-node1", run_id="r",
