@@ -1,6 +1,7 @@
 """The manifest rules the launcher applies before anything reaches a node."""
 
 import pytest
+import yaml
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
     ManifestError,
@@ -112,6 +113,17 @@ def test_repository_manifests_are_valid(repo):
                         render_only="render_only" in manifest)
             assert p["world_size"] >= 1
             assert p["entrypoint"].endswith(".py") or p["launch_mode"] == "command"
+
+
+def test_no_manifest_repeats_the_job_environment(repo):
+    """NCCL/libfabric/NVLink-multicast settings have one owner, the nccl role's job environment
+    (/etc/awsome/nccl.env, sourced by every launch): a manifest that sets one of its variables would
+    override the cluster's own value on some cases and not others."""
+    owned = set(yaml.safe_load((repo / "roles/nccl/defaults/main.yml").read_text())["nccl_env_defaults"])
+    for name in known_cases(str(repo / "test_cases")):
+        env = load_manifest(str(repo / "test_cases"), name).get("env") or {}
+        repeated = owned & {key for block in env.values() for key in (block or {})}
+        assert not repeated, f"{name} sets {sorted(repeated)}, which the job environment owns"
 
 
 def test_unknown_test_case_lists_the_known_ones(repo):
