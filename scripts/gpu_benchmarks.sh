@@ -16,19 +16,22 @@ ln -sfn ../../.. .collections/ansible_collections/awsome/distributed_training
 # The fsdp trainer by torchrun directly, without the playbook around it (~35 s per run here, which a
 # device call's budget may not hold): a preset's arguments as the launcher plans them, plus overrides.
 direct() {  # direct NAME MIN_SECONDS PRESET PARAMS_JSON [trainer args ...]
-  local name=$1 need=$2 preset=$3 params=$4 left=$(( deadline - $(date +%s) )) out=results/gpu/$1 t0 args
+  local name=$1 need=$2 preset=$3 params=$4 left=$(( deadline - $(date +%s) )) out=results/gpu/$1 t0
+  local -a args
   shift 4
   [[ "$only" == *" $name "* ]] || return 0
   if [ "$left" -lt "$need" ]; then echo "== $name: skipped (${left}s left, needs ${need}s)"; return; fi
-  args=$(python3 -c 'import json, sys; sys.path.insert(0, "plugins/module_utils"); import testcase as t
-print(" ".join(t.resolve(t.load_manifest("test_cases", "fsdp"), preset=sys.argv[1], params=json.loads(sys.argv[2]),
-                         hosts=["local"], target="all")["args"]))' "$preset" "$params") || return
+  # One argument per line: an empty value (data_path '') stays an argument.
+  mapfile -t args < <(python3 -c 'import json, sys; sys.path.insert(0, ".collections")
+from ansible_collections.awsome.distributed_training.plugins.module_utils import testcase as t
+print("\n".join(t.resolve(t.load_manifest("test_cases", "fsdp"), preset=sys.argv[1], params=json.loads(sys.argv[2]),
+                          hosts=["local"], target="all")["args"]))' "$preset" "$params")
+  [ "${#args[@]}" -gt 0 ] || { echo "== $name: the plan failed"; return; }
   rm -rf "$out"; mkdir -p "$out"
   t0=$(date +%s)
-  # shellcheck disable=SC2086  # args: the planned arguments, one word each
   PYTHONPATH=test_cases/common:test_cases/fsdp/src OMP_NUM_THREADS=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True \
     timeout "$left" python3 -m torch.distributed.run --standalone --nproc-per-node "${GPUS:-4}" \
-    test_cases/fsdp/src/train.py $args --output-dir "$out" "$@" > "$out/torchrun.log" 2>&1
+    test_cases/fsdp/src/train.py "${args[@]}" --output-dir "$out" "$@" > "$out/torchrun.log" 2>&1
   echo "== $name: rc=$? in $(( $(date +%s) - t0 ))s (torchrun)"
 }
 
@@ -131,6 +134,24 @@ if [ "$only" != "  " ]; then
   run ckpt_sync 70 playbooks/run_fsdp.yml -e "{$ck}}"
   run ckpt_thread 60 playbooks/run_fsdp.yml -e "{$ck, \"async_checkpoint\": \"thread\"}}"
   run ckpt_process 60 playbooks/run_fsdp.yml -e "{$ck, \"async_checkpoint\": \"process\"}}"
+  # What the launcher costs here (by name, overhead_*): launch to rank 0's first step and tokens/s,
+  # torchrun by hand on the planned arguments against ansible-playbook, alternated, llama3-1b eager.
+  oh='{"compile": false, "warmup_steps": 2, "steps": 15, "checkpoint_every": 0}'
+  first_step() {  # first_step NAME T0 METRICS: seconds from T0 to step 1, mean tokens/s/GPU of steps 6+
+    [ -f "$3" ] && python3 -c 'import json, sys
+ev = [json.loads(l) for l in open(sys.argv[3]) if "\"step\"" in l]
+st = [e for e in ev if e.get("event") == "step"]
+tps = [e["tokens_per_s_per_device"] for e in st if e["step"] >= 6]
+first, last = st[0]["time"] - float(sys.argv[2]), st[-1]["step"]
+print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
+      f"{sum(tps) / len(tps):,.1f} tokens/s/GPU (steps 6-{last})")' "$1" "$2" "$3"
+  }
+  for i in 1 2; do
+    t0=$(date +%s.%N); direct overhead_hand$i 40 llama3-1b "$oh"
+    first_step overhead_hand$i "$t0" results/gpu/overhead_hand$i/metrics-rank0.jsonl
+    t0=$(date +%s.%N); run overhead_playbook$i 60 playbooks/run_fsdp.yml -e preset=llama3-1b -e "{\"params\": $oh}"
+    first_step overhead_playbook$i "$t0" results/gpu/overhead_playbook$i/nodes/gpu0/metrics-rank0.jsonl
+  done
   # The same comparisons by torchrun directly (see direct()), for one call's budget.
   direct fsdp8b_fp8_100_tr 120 h200-llama3-8b-fp8 '{"steps": 100, "torch_profiler": true}'
   direct fsdp8b_bf16_100_tr 130 h100-llama3-8b '{"steps": 100}'
