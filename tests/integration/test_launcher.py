@@ -241,6 +241,38 @@ def test_a_shared_root_that_is_not_shared_is_refused(local_cluster, tmp_path):
     assert "Start the job on every node" not in proc.stdout
 
 
+def test_a_node_failing_its_health_check_is_refused_or_left_out(local_cluster, tmp_path):
+    """The healthcheck role's program (its file, as the role installs it) with a config per node:
+    node2's asks for more free disk than any machine has, a fixture of a node that fails its quick
+    checks. By default the run is refused naming node2 and the check; with health_checks=skip the run
+    is planned again without node2 and trains on node1 alone."""
+    inv = yaml.safe_load(local_cluster.read_text())
+    hosts = inv["all"]["children"]["cluster"]["hosts"]
+    program = REPO / "roles/healthcheck/files/awsome_healthcheck.py"
+    for node, need_gib in (("node1", 0), ("node2", 10**9)):
+        cfg = tmp_path / f"{node}.json"
+        cfg.write_text(json.dumps({"disk_paths": [str(tmp_path)], "disk_min_free_gib": need_gib,
+                                   "mem_min_available_gib": 0, "nofile_min": 1024}))
+        hosts[node].update(launcher_health_config=str(cfg), launcher_health_program=str(program))
+    checked = tmp_path / "inventory.yml"
+    checked.write_text(yaml.safe_dump(inv))
+    params = ["-e", '{"params": {"steps": 6, "warmup_steps": 1, "checkpoint_every": 0}}']
+    refused = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", *params, inventory=checked)
+    assert refused.returncode != 0
+    assert re.search(r"node2: health check failed: disk: \S+ [^;]*GiB free < 1e\+09 GiB", refused.stdout), \
+        refused.stdout[-2000:]
+    assert "node1: health check failed" not in refused.stdout
+    assert "Start the job on every node" not in refused.stdout
+
+    skipped = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", "health_checks=skip",
+                           *params, inventory=checked)
+    assert skipped.returncode == 0, skipped.stdout[-3000:]
+    assert "running on node1" in skipped.stdout
+    summary = summary_of(results_of(skipped))
+    assert summary["status"] == "passed" and summary["nodes"] == ["node1"], summary
+    assert summary["ranks_reported"] == [0]
+
+
 def test_the_old_run_nccl_playbook_still_works_for_one_release_and_says_so(tmp_path):
     """Rendered only (nothing reaches a node): the old name runs the renamed case, with a deprecation."""
     inv = tmp_path / "inventory.yml"
