@@ -23,6 +23,7 @@ import argparse
 import fcntl
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -84,8 +85,9 @@ def manual_run(inventory: Path, run_dir: Path, steps: int) -> float:
                f"--master-port 29501 code/fsdp/src/train.py --model tiny --steps {steps} "
                f"--output-dir {out}/{name}")
         procs.append(subprocess.Popen(
-            ["ssh", "-i", v["ansible_ssh_private_key_file"], "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            # The inventory's own host-key options: the cluster's known_hosts, checked strictly.
+            ["ssh", "-i", v["ansible_ssh_private_key_file"],
+             *shlex.split(v.get("ansible_ssh_common_args", "")), "-o", "LogLevel=ERROR",
              f"root@{hosts[name]['ansible_host']}", cmd],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for p in procs:
