@@ -33,18 +33,9 @@ from metrics_adapters import parse_steps  # noqa: E402
 
 from dtcase.data import corpus_tokens  # noqa: E402
 
-
-def float8_args(recipe: str) -> list[str]:
-    """torchtitan 0.2.2's command-line options for its float8 converter (none: bf16 as before)."""
-    if recipe == "none":
-        return []
-    base = ["--model.converters", "quantize.linear.float8", "--quantize.linear.float8.filter_fqns", "output"]
-    if recipe == "tensorwise":
-        return [*base, "--quantize.linear.float8.enable_fsdp_float8_all_gather",
-                "--quantize.linear.float8.precompute_float8_dynamic_scale_for_fsdp"]
-    if recipe == "rowwise":
-        return [*base, "--quantize.linear.float8.recipe_name", "rowwise"]
-    raise ValueError(f"unknown float8 recipe {recipe!r}: expected none, tensorwise or rowwise")
+# torchtitan's float8 options are the torchtitan case's (one copy).
+sys.path.insert(0, str(REPO / "test_cases" / "torchtitan" / "src"))
+from titan_train import float8_args  # noqa: E402
 
 
 def write_assets(out: Path, n_tokens: int) -> tuple[Path, Path]:
