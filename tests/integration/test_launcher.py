@@ -273,6 +273,42 @@ def test_a_node_failing_its_health_check_is_refused_or_left_out(local_cluster, t
     assert summary["ranks_reported"] == [0]
 
 
+FAKE_NSYS = r"""#!/bin/sh
+# A stand-in for Nsight Systems (none on this machine): `--version`, and `profile [options] --output
+# PATH ... COMMAND` writes PATH.nsys-rep (%h host, %p pid, as nsys expands them) and runs COMMAND.
+[ "$1" = "--version" ] && { echo "NVIDIA Nsight Systems version 2025.3.1.90-253135822126v0"; exit 0; }
+shift
+out=
+while [ $# -gt 0 ]; do
+  case "$1" in --output) out=$2; shift 2 ;; --force-overwrite) shift 2 ;; --*) shift ;; *) break ;; esac
+done
+out=$(printf '%s' "$out" | sed "s/%h/$(hostname)/; s/%p/$$/")
+printf 'profiled: %s\n' "$*" > "$out.nsys-rep"
+exec "$@"
+"""
+
+
+def test_profiler_nsys_wraps_every_nodes_ranks_and_its_reports_come_back(local_cluster, tmp_path):
+    """-e profiler=nsys through the launcher with a stand-in nsys (this machine has no Nsight Systems;
+    the GPU machine's copy cannot write reports): the preflight finds it on every node, each node's
+    rank command runs under it, the reports are fetched into the node's results and the report links
+    them."""
+    nsys = tmp_path / "nsys"
+    nsys.write_text(FAKE_NSYS)
+    nsys.chmod(0o755)
+    proc = run_playbook("playbooks/run_fsdp.yml", "-e", "preset=cpu-tiny", "-e", "profiler=nsys",
+                        "-e", f"launcher_nsys={nsys}",
+                        "-e", '{"params": {"steps": 6, "warmup_steps": 1, "checkpoint_every": 0}}',
+                        inventory=local_cluster)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    run_dir = results_of(proc)
+    assert summary_of(run_dir)["status"] == "passed"
+    for node in ("node1", "node2"):
+        (report,) = (run_dir / "nodes" / node).glob(f"nsys-{node}-*.nsys-rep")
+        assert "torch.distributed.run" in report.read_text() and "--output-dir" in report.read_text()
+    assert ".nsys-rep" in (run_dir / "report.html").read_text()
+
+
 def test_the_old_run_nccl_playbook_still_works_for_one_release_and_says_so(tmp_path):
     """Rendered only (nothing reaches a node): the old name runs the renamed case, with a deprecation."""
     inv = tmp_path / "inventory.yml"
