@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -61,3 +62,13 @@ def run_local_processes(cmd: list[str], envs: list[dict[str, str]],
         for p in procs:
             p.kill()  # no-op once exited
     return [p.returncode for p in procs], logs
+
+
+def leaked(secrets: dict[str, str], *texts: str) -> list[str]:
+    """Names of the secrets whose value appears in any of the texts (play output, logs, results)."""
+    return [name for name, value in secrets.items() if any(value in text for text in texts)]
+
+
+def munge_key_forms(key: bytes) -> dict[str, str]:
+    """How a munge key would show if it leaked: base64 (slurp, copy content) or hex, whole or a part."""
+    return {"munge key (base64)": base64.b64encode(key[:48]).decode(), "munge key (hex)": key[:32].hex()}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from moto_fixtures import ansible_env, aws_env, free_port, moto, moto_session, run_playbook  # pylint: disable=unused-import  # noqa: F401
 
+from helpers import leaked
+
 BUCKET = "training-data"
 PART = 5 * 1024 * 1024  # S3's smallest multipart part
 
@@ -59,11 +61,6 @@ def stage(src: str, dest: Path, endpoint: str, env: dict, *extra: str):
 def stamps(dest: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(dest)): (p.stat().st_ino, p.stat().st_mtime_ns)
             for p in dest.rglob("*") if p.is_file()}
-
-
-def leaked(secrets: dict[str, str], *texts: str) -> list[str]:
-    """Names of the secrets whose value appears in any of the texts (play output, logs)."""
-    return [name for name, value in secrets.items() if any(value in text for text in texts)]
 
 
 def test_stage_resumes_after_failure_without_refetching(moto, aws_env, tmp_path):  # noqa: F811
