@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import REPO, VENV_BIN, ansible_env, run, run_playbook
+from helpers import REPO, VENV_BIN, ansible_env, leaked, run, run_playbook
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures" / "mirror"))
 import build_mirror  # noqa: E402
@@ -40,6 +41,10 @@ def test_slurm_scenario(tmp_path):
     assert re.search(r"idempotence\W+Executed: Successful", out), out[-4000:]
     assert re.search(r"verify\W+Executed: Successful", out), out[-4000:]
     assert "slurm-ctl" in proc.stdout and "failed=1" not in proc.stdout
+    # The accounting database password the role generated on the controller shows nowhere in the output.
+    secret = Path(env.get("HOME") or Path.home()) / ".ansible/awsome-secrets/molecule/slurmdbd_db"
+    password = secret.read_text().split()[0]
+    assert len(password) == 32 and not leaked({"slurmdbd password": password}, proc.stdout)
 
 
 def _inventory(tmp_path, groups: dict[str, list[str]], **hostvars) -> str:
