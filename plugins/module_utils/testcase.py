@@ -383,8 +383,8 @@ def resolve(manifest: dict, *, preset: str | None, params: Any = None, nodes: An
         "framework_module": framework_module(manifest),
         "venv": (manifest.get("environment") or {}).get("venv", ""),
         "checkpoint_dir": bool(launch.get("checkpoint_dir", False)),
-        # False: the command takes its output directory in its own arguments (${AWSOME_OUTPUT_DIR}),
-        # and no `--output-dir` is appended (a foreign parser would refuse it).
+        # False: the command takes its directories in its own arguments (${AWSOME_OUTPUT_DIR}), and
+        # neither `--output-dir` nor `--checkpoint-dir` is appended (a foreign parser would refuse them).
         "output_dir_arg": bool(launch.get("output_dir_arg", True)),
         "render_only": str((render or {}).get("why", "")).strip(),
         "nodes": chosen,
