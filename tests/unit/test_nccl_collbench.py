@@ -190,8 +190,8 @@ def test_table_rows_show_results_and_unsupported_ops():
     (["--dtype", "int8"], "invalid choice: 'int8'"),
     (["--device", "cuda"], "--device cuda: no CUDA device visible"),
 ])
-def test_bad_arguments_fail_with_one_line_before_anything_starts(argv, message, capsys, tmp_path,
-                                                                  monkeypatch):
+def test_bad_arguments_fail_with_one_line_before_anything_starts(
+        argv, message, capsys, tmp_path, monkeypatch):
     # The no-GPU message on any machine: this process sees no CUDA device, as on a CPU node.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as exc:
