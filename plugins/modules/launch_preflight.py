@@ -7,14 +7,15 @@ DOCUMENTATION = r"""
 module: launch_preflight
 short_description: Check that a node can run a test case, in one call
 description:
-  - Imports the case's framework with the case's interpreter (or inside its container image), checks
+  - Finds the case's framework with the case's interpreter (or inside its container image) and reads
+    its installed version, without importing it (seconds per node for torch); checks
     the container runtime, the image and the mount sources, counts GPUs and EFA devices, and reads
     the image's stack record.
   - Changes nothing. Problems come back as one line each in C(problems); the launcher refuses the
     run before anything starts when any node has one.
 options:
   python: {description: The case's interpreter on the node (bare launches)., type: str, required: true}
-  framework_module: {description: Module whose import proves the framework is there., type: str, required: true}
+  framework_module: {description: Module that must be installed for the framework (found, not imported)., type: str, required: true}
   accelerator: {description: "cpu, cuda or neuron.", type: str, default: cpu}
   procs_per_node: {description: Processes this node runs (CUDA needs as many GPUs)., type: int, default: 1}
   container: {description: "The plan's container (image, mounts) or null for a bare launch.", type: dict}
@@ -78,7 +79,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 problems: {description: One line per problem (empty when the node can run)., returned: always, type: list, elements: str}
-framework_version: {description: Version of the framework as the case's interpreter or image imports it., returned: always, type: str}
+framework_version: {description: Installed version of the framework (its package metadata) for the case's interpreter or image., returned: always, type: str}
 gpus: {description: GPUs the node shows., returned: always, type: int}
 efa_devices: {description: EFA devices in /sys/class/infiniband., returned: always, type: int}
 image: {description: The image's id and the stack record it holds (/opt/awsome/stack.json)., returned: with a container, type: dict}
@@ -109,15 +110,25 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.truste
     directory_problems,
 )
 
-# Runs with the case's python (or inside the image): the framework's version and the image's record.
+# Runs with the case's python (or inside the image): the framework's installed version and the image's
+# record. The framework is found and its version read from its package metadata, not imported:
+# importing torch costs seconds on every node of every launch, and a package that is installed but
+# broken fails the run's first line anyway (the report names the node and the error).
 PROBE = r"""
-import importlib, json, shutil, sys
-out = {"tools": {name: shutil.which(name) or "" for name in sys.argv[2:]}}
+import importlib.metadata as md, importlib.util, json, shutil, sys
+def version(dist):
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return ""
+name = sys.argv[1]
+out = {"tools": {tool: shutil.which(tool) or "" for tool in sys.argv[2:]}}
 try:
-    mod = importlib.import_module(sys.argv[1])
-    out["version"] = str(getattr(mod, "__version__", "") or "present")
-    if sys.argv[1] == "torch":
-        out["gpus"] = mod.cuda.device_count()
+    if importlib.util.find_spec(name) is None:
+        raise ModuleNotFoundError(f"No module named {name!r}")
+    # The distribution is usually named like the module (torch, jax); else ask the metadata which one.
+    out["version"] = version(name) or next(
+        (v for v in map(version, md.packages_distributions().get(name, [])) if v), "present")
 except Exception as exc:
     out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 try:
@@ -318,7 +329,6 @@ def main() -> None:
             hint = f" ({p['env_hint']})" if p["env_hint"] else ""
             problems.append(f"{p['python']} cannot import {p['framework_module']}: {probe['error']}{hint}")
         result["framework_version"] = probe.get("version", "")
-        result["gpus"] = probe.get("gpus", result["gpus"])
     if p["shared_marker"] and not os.path.exists(p["shared_marker"]):
         problems.append(f"{os.path.dirname(p['shared_marker'])} is not shared with the head node (its marker "
                         f"is not there): checkpoints of a multi-node run need launcher_shared_root on a "
