@@ -62,6 +62,7 @@ anchor() {  # anchor NAME [scripts/torchtitan_anchor.py options]
 anchor torchtitan_8b
 anchor torchtitan_8b_fp8 --float8 tensorwise
 anchor torchtitan_8b_fp8_rowwise --float8 rowwise
+anchor torchtitan_8b_fp8_l10 --float8 tensorwise --log-freq 10
 # The catalogue's torchtitan and Megatron-LM cases through their playbooks (by name). This machine
 # has no package index: the frameworks' wheels (.whl) go into its own Python, and
 # <envs>/<venv>/bin/python runs it where roles/testcase_env builds a virtualenv on a cluster.
@@ -69,7 +70,7 @@ envs=/var/tmp/awsome/envs
 case_env() {  # case_env VENV WHEEL...
   local venv=$1
   shift
-  python3 -m pip install -q --no-index --no-deps "$@" > "results/gpu/env_$venv.log" 2>&1 \
+  [ $# -eq 0 ] || python3 -m pip install -q --no-index --no-deps "$@" > "results/gpu/env_$venv.log" 2>&1 \
     || { echo "== $venv: the wheels did not install (results/gpu/env_$venv.log)"; return; }
   # A wrapper, not a symlink: a symlinked interpreter would lose the site-packages of a venv python3.
   mkdir -p "$envs/$venv/bin" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" > "$envs/$venv/bin/python"
@@ -81,6 +82,12 @@ if [[ "$only" == *" titan_"* ]]; then
     .whl/tomli-*.whl
   titan=(playbooks/run_torchtitan.yml -e launcher_envs_root=$envs)
   run titan_debug 60 "${titan[@]}" -e preset=gpu-debug -e '{"params": {"steps": 30}}'
+fi
+# JAX: the machine's own jax (0.11.2 with its CUDA 13 plugin; the case pins 0.10.2, whose jaxlib and
+# CUDA plugin are beyond what a device call may carry). One process drives both GPUs: no procs_per_node.
+if [[ "$only" == *" jax_"* ]]; then
+  case_env jax
+  GPUS='' run jax_gpu 60 playbooks/run_jax.yml -e launcher_envs_root=$envs -e preset=gpu-small
 fi
 if [[ "$only" == *" megatron_"* ]]; then
   case_env megatron .whl/megatron_core-0.19.2-*.whl
@@ -155,9 +162,16 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   # The same comparisons by torchrun directly (see direct()), for one call's budget.
   direct fsdp8b_fp8_100_tr 120 h200-llama3-8b-fp8 '{"steps": 100, "torch_profiler": true}'
   direct fsdp8b_bf16_100_tr 130 h100-llama3-8b '{"steps": 100}'
+  # The presets as they log now (every 10th step, as torchtitan's anchor above with --log-freq 10:
+  # a logged step waits for the GPUs), against logging every step; then rowwise scaling.
+  direct fsdp8b_fp8_l10 110 h200-llama3-8b-fp8 '{"steps": 50, "log_every": 10}'
+  direct fsdp8b_bf16_l10 120 h100-llama3-8b '{"steps": 50, "log_every": 10}'
+  direct fsdp8b_fp8_l1 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 1}'
+  direct fsdp8b_fp8_rowwise_l10 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 10, "float8": "rowwise", "float8_all_gather": false}'
   ckd='{"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
   direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr
   direct ckpt_thread_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"thread\"}" --checkpoint-dir /var/tmp/ckpt_thread_tr
+  direct ckpt_sync_tr 50 llama3-1b "$ckd}" --checkpoint-dir /var/tmp/ckpt_sync_tr
 fi
 run nccl_sweep 40 playbooks/run_collectives.yml -e preset=h100-sweep
 ckpt='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "checkpoint_every": 5'

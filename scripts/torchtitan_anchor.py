@@ -82,6 +82,8 @@ def main() -> None:
     ap.add_argument("--flavor", default="8B")
     ap.add_argument("--seq-len", type=int, default=8192)
     ap.add_argument("--float8", default="none", choices=["none", "tensorwise", "rowwise"])
+    # Logging syncs the host with the GPUs: compare with our presets at the same log frequency.
+    ap.add_argument("--log-freq", type=int, default=1)
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ def main() -> None:
         "--parallelism.data_parallel_shard_degree", "-1",
         "--activation_checkpoint.mode", "selective", "--activation_checkpoint.selective_ac_option", "op",
         "--compile.enable", "--optimizer.lr", "3e-4", "--lr_scheduler.warmup_steps", "10",
-        "--metrics.log_freq", "1", "--metrics.disable_color_printing",
+        "--metrics.log_freq", str(a.log_freq), "--metrics.disable_color_printing",
         "--checkpoint.no-enable", "--job.dump_folder", str(a.out / "dump"), *float8_args(a.float8), *a.extra,
     ]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(a.gpus),
@@ -107,7 +109,7 @@ def main() -> None:
     with log.open("w") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
     steps = parse_steps(log.read_text(errors="replace"))
-    summary = {"rc": rc, "float8": a.float8, **summarize(steps, a.steps), "log": str(log)}
+    summary = {"rc": rc, "float8": a.float8, "log_freq": a.log_freq, **summarize(steps, a.steps), "log": str(log)}
     (a.out / "anchor.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     if rc != 0 or "tokens_per_s_per_device" not in summary:
