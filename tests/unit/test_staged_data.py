@@ -2,15 +2,16 @@
 the fixture text, memory-mapped, disjoint per rank, resumed at the exact data position, and every
 bad-input case refused in one line naming the file before anything starts.
 
-The jsonl layout needs the ``tokenizers`` package, which the collection's venv does not carry: here
-its absence is what is tested (one line); the jsonl reading itself is tested with the byte
-tokenizer through dtcase.prepare.
+The jsonl layout reads the staged tokenizer.json with the ``tokenizers`` package (in the collection's
+venv): a BPE tokenizer trained on the fixture text (tests/staged_fixtures.py) here, and the one line
+a node without the package gets, with the package hidden from the import.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from staged_fixtures import EOS, jsonl_with_tokenizer
 
 from dtcase import checkpoint, prepare
 from dtcase.data import TokenBatches, position_ids
@@ -188,15 +190,42 @@ def test_bad_staged_data_is_one_line_naming_the_file(shards, tmp_path, capsys):
     assert f"{wide / INDEX}: not a readable JSON index" in _refused(["--data-path", str(wide)], capsys)
 
 
-def test_jsonl_without_a_readable_tokenizer_is_one_line(tmp_path, capsys):
+def test_jsonl_is_tokenized_with_the_staged_tokenizer_json(tmp_path):
+    from tokenizers import Tokenizer
+
+    data = jsonl_with_tokenizer(tmp_path / "texts")
+    tokenizer = Tokenizer.from_file(str(data / "tokenizer.json"))
+    first = json.loads((data / "texts.jsonl").read_text().splitlines()[0])["text"]
+    expected = [*tokenizer.encode(first, add_special_tokens=False).ids, tokenizer.token_to_id(EOS)]
+    staged = StagedTokens(data, seq_len=SEQ, vocab_size=256)
+    assert staged.describe()["layout"] == "jsonl" and staged.vocab == 256
+    assert staged.window(0).tolist() == expected[:SEQ + 1]  # documents end with the tokenizer's EOS
+
+
+def test_jsonl_without_a_readable_tokenizer_is_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "hello"}) + "\n")
     assert f"{tmp_path / 'tokenizer.json'}: missing" in _refused(["--data-path", str(tmp_path)], capsys)
     (tmp_path / "tokenizer.json").write_text("{}")
     line = _refused(["--data-path", str(tmp_path)], capsys)
-    if importlib.util.find_spec("tokenizers") is None:
-        assert "needs the Python package 'tokenizers'" in line
-    else:
-        assert "not a tokenizer.json the tokenizers package reads" in line
+    assert f"{tmp_path / 'tokenizer.json'}: not a tokenizer.json the tokenizers package reads" in line
+    # A node whose Python lacks the package (a None entry makes its import fail, as if absent).
+    monkeypatch.setitem(sys.modules, "tokenizers", None)
+    line = _refused(["--data-path", str(tmp_path)], capsys)
+    assert line.endswith(f"{tmp_path / 'tokenizer.json'}: reading it needs the Python package 'tokenizers', "
+                         f"which this interpreter cannot import; install it, or pre-tokenize with "
+                         f"python -m dtcase.prepare --tokenizer {tmp_path / 'tokenizer.json'}")
+
+
+def test_the_staged_reader_and_its_sharding_rule_import_no_torch(shards):
+    """The jax case reads staged data from a venv without torch: dtcase.staged must not need it."""
+    code = ("import sys; from dtcase.staged import StagedTokens, position_ids\n"
+            f"s = StagedTokens({str(shards)!r}, seq_len=8, vocab_size=256)\n"
+            "rows = s.rows_at(4, 1, 2)  # data position 4, dp rank 1 of local batch 2: samples 6 and 7\n"
+            "print(position_ids(4, 1, 2), rows.shape, (rows[1] == s.window(7)).all(),"
+            " 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO / "test_cases" / "common")}).stdout
+    assert out.split() == ["[6,", "7]", "(2,", "9)", "True", "False"]
 
 
 def test_prepare_reads_jsonl_and_refuses_bad_input_in_one_line(tmp_path):

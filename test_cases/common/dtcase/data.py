@@ -8,10 +8,11 @@ Three sources:
 - ``staged``: what the user staged on the nodes (``data_path``): pre-tokenized shards, memory-mapped,
   or jsonl text with its tokenizer.json (dtcase.staged).
 
-Sharding: a step starts at the data position ``p`` (global samples consumed before it; the trainer
-saves it in every checkpoint) and rank ``r`` reads samples ``p + r * local_batch + b``, so within one
-pass over the data no two ranks (and no two steps) read the same sample, and a resumed run (even on
-another number of ranks) continues with the first sample its predecessor had not trained on.
+Sharding (dtcase.staged.position_ids, the one rule every case uses): a step starts at the data
+position ``p`` (global samples consumed before it; the trainer saves it in every checkpoint) and rank
+``r`` reads samples ``p + r * local_batch + b``, so within one pass over the data no two ranks (and
+no two steps) read the same sample, and a resumed run (even on another number of ranks) continues
+with the first sample its predecessor had not trained on.
 A fixed world size gives ``p = (step - 1) * world_size * local_batch``.
 """
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 import random
 
 import torch
+
+from dtcase.staged import position_ids
 
 SOURCES = ("corpus", "synthetic", "staged")
 CORPUS_CHUNK_BYTES = 1 << 20
@@ -66,12 +69,6 @@ def corpus_tokens(n_tokens: int) -> torch.Tensor:
     chunks = -(-min(n_tokens, CORPUS_MAX_BYTES) // CORPUS_CHUNK_BYTES)
     data = b"".join(_corpus_chunk(i) for i in range(chunks))
     return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
-
-
-def position_ids(position: int, rank: int, local_batch: int) -> list[int]:
-    """Global sample indices read by ``rank`` in the step that starts at data position ``position``."""
-    first = position + rank * local_batch
-    return list(range(first, first + local_batch))
 
 
 def sample_ids(step: int, rank: int, world_size: int, local_batch: int) -> list[int]:

@@ -15,8 +15,12 @@ as :class:`StagedDataError` before the process group exists.
 
 Samples are windows of ``seq_len + 1`` tokens inside one shard (none straddles two); the global
 sample ``g`` is window ``g % windows`` (a new epoch wraps around). Which samples a rank reads is
-:func:`dtcase.data.position_ids`'s business: disjoint per rank, continued from the position saved in
-the checkpoint.
+:func:`position_ids`'s business, one rule for every case: disjoint per data-parallel rank, continued
+from the position saved in the checkpoint; the ranks that share a data-parallel rank (tensor,
+pipeline, context parallel) read the same samples.
+
+No torch here (numpy only, imported when data is opened): the jax case reads staged data from its
+own virtualenv through this module.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 INDEX = "index.json"
@@ -37,6 +42,13 @@ EOS_CANDIDATES = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
 
 class StagedDataError(ValueError):
     """One line, naming the file, that says what is wrong with the staged data."""
+
+
+def position_ids(position: int, rank: int, local_batch: int) -> list[int]:
+    """Global sample indices read by data-parallel ``rank`` in the step that starts at data position
+    ``position`` (global samples consumed before it): ``position + rank * local_batch + b``."""
+    first = position + rank * local_batch
+    return list(range(first, first + local_batch))
 
 
 def _numpy():
@@ -228,6 +240,27 @@ class StagedTokens:
                 hi = mid - 1
         start = (w - self.starts[lo]) * self.seq_len
         return self.arrays[lo][start:start + self.seq_len + 1].astype("int64")
+
+    def rows_at(self, position: int, rank: int, local_batch: int):
+        """(local_batch, seq_len + 1) int64 rows of data-parallel ``rank`` in the step that starts at
+        data position ``position``: inputs are ``rows[:, :-1]``, labels ``rows[:, 1:]``."""
+        np = _numpy()
+        return np.stack([self.window(g) for g in position_ids(position, rank, local_batch)])
+
+
+def open_staged(args, *, vocab_size: int, prog: str) -> StagedTokens | None:
+    """The staged data ``args`` names (``--dataset staged --data-path DIR --data-verify MODE``), opened
+    and checked; None for any other dataset. Data that cannot be read is one line ``prog: <file>: why``
+    on stderr and exit status 2: call it before joining the process group, so that every rank stops
+    at once, before step 1."""
+    if getattr(args, "dataset", None) != "staged":
+        return None
+    try:
+        return StagedTokens(args.data_path, seq_len=args.seq_len, vocab_size=vocab_size,
+                            verify=args.data_verify)
+    except StagedDataError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def write_shards(token_chunks, out: str | Path, *, vocab_size: int, shard_tokens: int,

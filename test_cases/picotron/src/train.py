@@ -21,6 +21,7 @@ from picotron4d.pipeline import afab_step, all_reduce_gradients, global_loss
 from dtcase.metrics import MetricsWriter
 from dtcase.params import manifest_parser
 from dtcase.runtime import finish, init_distributed, peak_mem_gib
+from dtcase.staged import open_staged
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,12 +46,15 @@ def main() -> int:
     except LayoutError as exc:
         print(f"picotron: {exc}", file=sys.stderr, flush=True)
         return 2
+    cfg = MODEL_CONFIGS[args.model]
+    # Staged data that cannot be read stops every rank here, in one line naming the file.
+    staged = open_staged(args, vocab_size=cfg.vocab_size, prog="picotron")
     ctx = init_distributed()
     groups = build_groups(layout, ctx.device)
-    cfg = MODEL_CONFIGS[args.model]
     stage = Stage(cfg, args.seq_len, groups, args.seed).to(ctx.device)
     optimizer = torch.optim.AdamW(stage.parameters(), lr=args.lr, weight_decay=0.0)
-    data = GlobalBatches(seq_len=args.seq_len, global_batch=args.global_batch_size, steps=args.steps)
+    data = GlobalBatches(seq_len=args.seq_len, global_batch=args.global_batch_size, steps=args.steps,
+                         staged=staged)
     mbs = args.global_batch_size // (layout.dp * args.micro_batches)
     hidden_shape = (mbs, args.seq_len // layout.cp, cfg.dim)
     global_tokens = args.global_batch_size * args.seq_len
@@ -60,7 +64,8 @@ def main() -> int:
                   device_name=torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "cpu",
                   peak_tflops=None, config={**vars(args), "model_config": cfg.as_dict()},
                   parallelism=layout.describe(), coord=groups.coord, stage_layers=stage.layer_ids,
-                  stage_params=n_params, schedule="afab")
+                  stage_params=n_params, schedule="afab",
+                  **({"data": staged.describe()} if staged is not None else {}))
     started = time.time()
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
