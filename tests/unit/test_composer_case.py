@@ -4,8 +4,8 @@ tests/fixtures/composer holds what one real run wrote here (2 ranks on 127.0.0.1
 12 steps, Composer's launcher per "node", mosaicml 0.32.1 on torch 2.7.0): Composer's own FileLogger
 files of both ranks and the events rank 0 wrote through the case's logger destination. Composer
 itself cannot be imported here (the collection's venv has a newer torch than mosaicml allows); the
-adapter is standard library only. The run through the launcher on two simulated nodes is
-tests/integration/test_catalogue.py.
+adapter is standard library only, the data (composer_case.data) torch only. The run through the
+launcher on two simulated nodes (on staged shards) is tests/integration/test_catalogue.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from staged_fixtures import shards
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils.job_launch import (
     rank_argv,
@@ -30,6 +31,9 @@ FIXTURES = REPO / "tests" / "fixtures" / "composer"
 sys.path.insert(0, str(REPO / "test_cases" / "composer" / "src"))
 
 from composer_case.adapter import events_from_log, parse_line, step_event  # noqa: E402  (stdlib only)
+from composer_case.data import RankSamples, StagedWindows  # noqa: E402  (torch only)
+
+from dtcase.staged import StagedTokens  # noqa: E402
 
 
 def test_composers_own_log_lines_become_the_common_step_events():
@@ -71,9 +75,11 @@ def test_lines_that_are_not_numeric_metrics_are_left_out():
 
 
 @pytest.mark.parametrize(("preset", "nproc", "world", "extra"), [
-    ("cpu-tiny", 1, 2, "--global-batch-size 16 --lr 0.003 --model tiny --seed 0 --seq-len 64 "
+    ("cpu-tiny", 1, 2, "--data-path '' --data-verify sha256 --dataset corpus "
+                       "--global-batch-size 16 --lr 0.003 --model tiny --seed 0 --seq-len 64 "
                        "--speed-window 2 --steps 30"),
-    ("p5-2node", 8, 16, "--global-batch-size 128 --lr 0.0006 --model small --seed 0 --seq-len 2048 "
+    ("p5-2node", 8, 16, "--data-path '' --data-verify sha256 --dataset corpus "
+                        "--global-batch-size 128 --lr 0.0006 --model small --seed 0 --seq-len 2048 "
                         "--speed-window 10 --steps 50"),
 ])
 def test_each_node_runs_composers_launcher_with_the_launch_contract(preset, nproc, world, extra):
@@ -93,3 +99,24 @@ def test_each_node_runs_composers_launcher_with_the_launch_contract(preset, npro
 def test_the_environment_pins_composer_and_the_torch_it_allows():
     env = load_manifest(str(REPO / "test_cases"), "composer")["environment"]
     assert env["requirements"] == ["mosaicml==0.32.1", "torch==2.7.0"]  # mosaicml: torch>=2.6,<2.7.1
+
+
+def test_ranks_read_disjoint_staged_windows_by_the_rule_of_every_case(tmp_path):
+    import torch
+
+    data = StagedTokens(shards(tmp_path / "shards"), seq_len=16, vocab_size=256)
+    dataset = StagedWindows(data)
+    loaders = [torch.utils.data.DataLoader(dataset, batch_size=4, drop_last=True,
+                                           sampler=RankSamples(steps=3, global_batch=8, rank=r, world_size=2))
+               for r in range(2)]
+    batches = [list(loader) for loader in loaders]
+    assert [len(b) for b in batches] == [3, 3]
+    for step in range(3):
+        for rank in range(2):
+            inputs, labels = batches[rank][step]
+            assert torch.equal(inputs[:, 1:], labels[:, :-1])
+            # Step s, rank r: samples 8 (s - 1) + 4 r + b, as every case reads them.
+            first = 8 * step + 4 * rank
+            assert all(torch.equal(row, torch.from_numpy(data.window(first + b)[:-1]))
+                       for b, row in enumerate(inputs))
+    assert len(dataset) == data.total and torch.equal(dataset[data.total][0], dataset[0][0])  # wraps

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from staged_fixtures import shards
 
 from helpers import free_port, run_local_processes
 
@@ -30,7 +31,9 @@ SRC = REPO / "test_cases" / "jax" / "src"
 ENV = REPO / ".state" / "testcase_envs" / "jax"
 sys.path.insert(0, str(SRC))
 
-from jaxlm.data import Corpus  # noqa: E402  (NumPy only: importable without JAX)
+from jaxlm.data import Corpus, Staged  # noqa: E402  (NumPy only: importable without JAX)
+
+from dtcase.staged import StagedTokens  # noqa: E402
 
 ARGS = ["--model", "tiny", "--seq-len", "64", "--global-batch-size", "16", "--steps", "10", "--lr", "0.003"]
 
@@ -45,6 +48,21 @@ def test_processes_together_read_the_global_batch_and_labels_are_the_next_tokens
     assert whole_in.shape == (8, 32) and whole_in.max() < 256
     # Deterministic: a sample depends on its index only.
     assert np.array_equal(Corpus(seq_len=32).sample(17), corpus.sample(17))
+
+
+def test_staged_data_is_split_over_processes_by_the_rule_of_every_case(tmp_path):
+    data = StagedTokens(shards(tmp_path / "shards"), seq_len=32, vocab_size=256)
+    staged = Staged(data)
+    seen = []
+    for step in (1, 2, 3):
+        whole_in, whole_lab = staged.process_batch(step, global_batch=8, process=0, processes=1)
+        parts = [staged.process_batch(step, global_batch=8, process=p, processes=2) for p in range(2)]
+        assert np.array_equal(np.concatenate([p[0] for p in parts]), whole_in)
+        assert np.array_equal(whole_in[:, 1:], whole_lab[:, :-1]) and whole_in.dtype == np.int32
+        # Process 1 reads the second half of the step's 8 samples, as dtcase.data's ranks do.
+        assert np.array_equal(parts[1][0][0], data.window((step - 1) * 8 + 4)[:-1])
+        seen += [tuple(row) for part in parts for row in part[0]]
+    assert len(seen) == len(set(seen)) == 24  # no sample read twice
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +125,8 @@ def test_two_processes_train_one_model_and_both_report(jax_python, staged, tmp_p
 
 @pytest.mark.slow
 def test_case_code_runs_without_torch(jax_python):
-    code = ("import sys; import dtcase.metrics, dtcase.params, jaxlm.data, jaxlm.model, jaxlm.adam; "
+    code = ("import sys; import dtcase.metrics, dtcase.params, dtcase.staged, jaxlm.data, jaxlm.model, "
+            "jaxlm.adam; "
             "print('torch' in sys.modules); import importlib.util as u; print(u.find_spec('torch') is None)\n"
             "try:\n    dtcase.params.load_parameters(sys.argv[1])\nexcept SystemExit as e:\n    print(e)")
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'test_cases' / 'common'}:{SRC}")
@@ -126,3 +145,15 @@ def test_a_batch_the_devices_cannot_split_fails_in_one_line(jax_python, staged, 
     assert codes == [2]
     assert logs[0].strip() == ("jax: global_batch_size (3) must divide evenly by the 2 devices of the "
                                "1 process(es)")
+
+
+@pytest.mark.slow
+def test_a_cut_shard_stops_both_processes_in_one_line_before_they_join(jax_python, staged, tmp_path):
+    data = shards(tmp_path / "shards")
+    cut = data / json.loads((data / "index.json").read_text())["shards"][0]["file"]
+    cut.write_bytes(cut.read_bytes()[:1000])
+    codes, logs = _run(jax_python, staged, tmp_path / "out", 2, "--dataset", "staged",
+                       "--data-path", str(data))
+    assert codes == [2, 2] and not (tmp_path / "out").exists()
+    line = f"jax: {cut}: 1000 bytes, the index says 4000 uint16 tokens (8000 bytes): truncated"
+    assert [log.strip() for log in logs] == [line, line]

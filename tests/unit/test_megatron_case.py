@@ -9,9 +9,12 @@ what is tested here imports without them.
 from __future__ import annotations
 
 import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import pytest
+from staged_fixtures import shards
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils import job_launch, testcase
 
@@ -52,13 +55,52 @@ def test_tensor_parallel_neighbours_share_a_batch_and_data_parallel_ranks_split_
     assert layout[0]["flops_per_token"] == 6 * weights + 12 * layers * hidden * 1024
 
 
+def test_staged_batches_follow_the_rule_of_every_case_tp_neighbours_share_one(tmp_path):
+    import torch
+
+    from dtcase.staged import StagedTokens
+
+    data = StagedTokens(shards(tmp_path / "shards"), seq_len=32, vocab_size=train.VOCAB)
+    a = args_of("--tp", "2", "--global-batch-size", "8", "--seq-len", "32")
+    layout = [train.plan(a, world_size=4, rank=r) for r in range(4)]
+    seen = []
+    for step in (1, 2):
+        got = [train.staged_batch(data, step, p["dp_rank"], p["micro_batch"], p["dp_size"], "cpu")
+               for p in layout]
+        assert torch.equal(got[0][0], got[1][0]) and torch.equal(got[2][0], got[3][0])  # one TP group
+        for dp_rank in (0, 1):
+            inputs, labels = got[2 * dp_rank]
+            assert torch.equal(inputs[:, 1:], labels[:, :-1])
+            for b, row in enumerate(inputs):  # samples 8 (s - 1) + 4 dp_rank + b
+                assert torch.equal(row, torch.from_numpy(data.window(8 * (step - 1) + 4 * dp_rank + b)[:-1]))
+                seen.append(8 * (step - 1) + 4 * dp_rank + b)
+    assert sorted(seen) == list(range(16))
+
+
+def test_a_cut_shard_stops_the_rank_in_one_line_before_torch_or_megatron(tmp_path, monkeypatch, capsys):
+    data = shards(tmp_path / "shards")
+    cut = data / json.loads((data / "index.json").read_text())["shards"][3]["file"]
+    cut.write_bytes(cut.read_bytes()[:10])
+    monkeypatch.setattr(sys, "argv", ["train.py", "--dataset", "staged", "--data-path", str(data),
+                                      "--output-dir", str(tmp_path / "out")])
+    monkeypatch.setitem(sys.modules, "megatron", None)  # reaching its import would fail differently
+    with pytest.raises(SystemExit) as exc:
+        train.main()
+    assert exc.value.code == 2 and not (tmp_path / "out").exists()
+    tokens = json.loads((data / "index.json").read_text())["shards"][3]["tokens"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"megatron: {cut}: 10 bytes, the index says {tokens} uint16 tokens ({2 * tokens} bytes): truncated"]
+
+
 def test_the_manifest_plans_torchrun_over_the_entry_point_from_the_cases_venv():
     manifest = testcase.load_manifest(str(REPO / "test_cases"), "megatron")
     plan = testcase.resolve(manifest, preset="gpu-tp2", hosts=["gpu0"], target="cluster")
     argv = job_launch.rank_argv(plan, "/opt/awsome/envs/megatron/bin/python")
     assert argv[:3] == ["/opt/awsome/envs/megatron/bin/python", "-m", "torch.distributed.run"]
     script = argv.index("code/megatron/src/train.py")
-    assert argv[script + 1:] == ["--bf16", "--global-batch-size", "8", "--grad-clip", "1.0", "--lr", "0.001",
+    assert argv[script + 1:] == ["--bf16", "--data-path", "", "--data-verify", "sha256",
+                                 "--dataset", "corpus", "--global-batch-size", "8", "--grad-clip", "1.0",
+                                 "--lr", "0.001",
                                  "--model", "small", "--seed", "0", "--seq-len", "1024", "--steps", "50",
                                  "--tp", "2", "--warmup-steps", "5", "--output-dir", "${AWSOME_OUTPUT_DIR}"]
     assert plan["framework_module"] == "megatron.core" and plan["world_size"] == 2

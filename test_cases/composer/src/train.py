@@ -23,10 +23,12 @@ from composer.loggers import FileLogger, LoggerDestination
 from composer.optim import DecoupledAdamW
 from composer.utils import dist
 from composer_case.adapter import StepEvents
-from composer_case.model import CONFIGS, CausalLM, ComposerCausalLM, CorpusWindows
+from composer_case.data import CorpusWindows, RankSamples, StagedWindows
+from composer_case.model import CONFIGS, VOCAB, CausalLM, ComposerCausalLM
 
 from dtcase.metrics import MetricsWriter
 from dtcase.params import manifest_parser
+from dtcase.staged import open_staged
 
 
 class MetricsEvents(LoggerDestination):
@@ -63,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    # Before the Trainer joins the process group: staged data that cannot be read stops every rank in
+    # one line naming the file.
+    staged = open_staged(args, vocab_size=VOCAB, prog="composer")
     torch.manual_seed(args.seed)
     gpu = torch.cuda.is_available()
     # The Trainer initialises the process group itself; before that, the launcher's variables say who we are.
@@ -74,15 +79,18 @@ def main() -> int:
     local_batch = args.global_batch_size // world
     cfg = CONFIGS[args.model]
     model = ComposerCausalLM(CausalLM(**cfg, seq_len=args.seq_len))
-    dataset = CorpusWindows(args.seq_len, args.steps * args.global_batch_size)
+    dataset = (StagedWindows(staged) if staged is not None
+               else CorpusWindows(args.seq_len, args.steps * args.global_batch_size))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=local_batch, drop_last=True,
-        sampler=dist.get_sampler(dataset, shuffle=False, drop_last=True))
+        sampler=RankSamples(steps=args.steps, global_batch=args.global_batch_size, rank=rank,
+                            world_size=world))
     writer = MetricsWriter(args.output_dir, rank, world)
     writer.write("start", device="cuda" if gpu else "cpu",
                  device_name=torch.cuda.get_device_name() if gpu else "cpu", peak_tflops=None,
                  config=vars(args), params=sum(p.numel() for p in model.parameters()),
-                 framework=f"composer {composer.__version__}", torch=torch.__version__)
+                 framework=f"composer {composer.__version__}", torch=torch.__version__,
+                 **({"data": staged.describe()} if staged is not None else {}))
     started = time.time()
     trainer = Trainer(
         model=model,

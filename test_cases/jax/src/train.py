@@ -20,11 +20,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxlm import adam
-from jaxlm.data import Corpus
+from jaxlm.data import Corpus, Staged
 from jaxlm.model import CONFIGS, init_params, loss_fn, param_count
 
 from dtcase.metrics import MetricsWriter
 from dtcase.params import manifest_parser
+from dtcase.staged import open_staged
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +50,9 @@ def join() -> tuple[int, int]:
 
 def main() -> int:
     args = parse_args()
+    # Staged data that cannot be read stops every process here, in one line naming the file, before
+    # jax.distributed is joined.
+    staged = open_staged(args, vocab_size=CONFIGS[args.model].vocab_size, prog="jax")
     process, processes = join()
     devices = jax.devices()
     if args.global_batch_size % len(devices):
@@ -68,7 +72,7 @@ def main() -> int:
         params, opt_state = adam.update(params, grads, opt_state, lr=args.lr)
         return params, opt_state, loss
 
-    corpus = Corpus(args.seq_len)
+    data = Staged(staged) if staged is not None else Corpus(args.seq_len)
     global_shape = (args.global_batch_size, args.seq_len)
     global_tokens = args.global_batch_size * args.seq_len
     metrics = MetricsWriter(args.output_dir, process, processes)
@@ -76,11 +80,12 @@ def main() -> int:
     metrics.write("start", device=device.platform, device_name=device.device_kind, peak_tflops=None,
                   config={**vars(args), "model_config": cfg.as_dict()}, params=param_count(params),
                   parallelism="data", framework=f"jax {jax.__version__}", processes=processes,
-                  devices=len(devices), local_devices=jax.local_device_count())
+                  devices=len(devices), local_devices=jax.local_device_count(),
+                  **({"data": staged.describe()} if staged is not None else {}))
     started = time.time()
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
-        local_in, local_lab = corpus.process_batch(step, global_batch=args.global_batch_size,
+        local_in, local_lab = data.process_batch(step, global_batch=args.global_batch_size,
                                                    process=process, processes=processes)
         inputs = jax.make_array_from_process_local_data(by_batch, local_in, global_shape)
         labels = jax.make_array_from_process_local_data(by_batch, local_lab, global_shape)

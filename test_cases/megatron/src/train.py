@@ -2,10 +2,11 @@
 
 megatron-core's own pieces: parallel_state (tensor x data parallel groups), TransformerConfig,
 GPTModel with the local (no Transformer Engine) layer spec, its tensor-parallel RNG. Ours: the data
-(the project's byte-level corpus: same batch on the ranks of one tensor-parallel group, a different
-one per data-parallel rank), plain torch AdamW (gradients of a data-parallel group averaged by one
-all-reduce per step; tensor-parallel layers reduce their own) and the metrics events
-(dtcase.metrics). megatron-core needs CUDA (docs/test_cases/megatron.md): `check` and `plan` are what
+(the project's byte-level corpus, or the data the user staged through dtcase.staged: same batch on
+the ranks of one tensor-parallel group, a different one per data-parallel rank), plain torch AdamW
+(gradients of a data-parallel group averaged by one all-reduce per step; tensor-parallel layers
+reduce their own) and the metrics events (dtcase.metrics). megatron-core needs CUDA
+(docs/test_cases/megatron.md): `check`, `plan`, `staged_batch` and the staged-data check are what
 runs without it.
 """
 
@@ -18,6 +19,7 @@ import os
 import time
 
 from dtcase.params import manifest_parser
+from dtcase.staged import open_staged
 
 PEAK_BF16 = 989e12  # H100 / H200 dense bf16 FLOP/s: MFU is against this
 VOCAB = 256  # byte tokens of the corpus; divisible by every tensor-parallel size it allows
@@ -67,6 +69,15 @@ def batch(tokens, step: int, dp_rank: int, micro: int, seq_len: int, device):
     return x[:, :-1].contiguous(), x[:, 1:].contiguous()
 
 
+def staged_batch(staged, step: int, dp_rank: int, micro: int, dp_size: int, device):
+    """(inputs, labels) of one step for one data-parallel rank, read from staged data by the rule of
+    every case (dtcase.staged.position_ids): step s reads global samples [(s-1)*G, s*G), G = micro x dp."""
+    import torch
+
+    rows = torch.from_numpy(staged.rows_at((step - 1) * micro * dp_size, dp_rank, micro)).to(device)
+    return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
+
+
 def clip_grad_norm(params: list, max_norm: float, tp_group) -> float:
     """Clip by the norm of the whole model's gradient: the shards of tensor-parallel weights are summed
     over the tensor-parallel group, replicated weights (norms, biases of row-parallel layers) counted
@@ -93,6 +104,8 @@ def clip_grad_norm(params: list, max_norm: float, tp_group) -> float:
 
 def main() -> int:
     args = manifest_parser(__file__, "GPT with megatron-core (tensor x data parallel)").parse_args()
+    # Staged data that cannot be read stops every rank here, in one line naming the file.
+    staged = open_staged(args, vocab_size=VOCAB, prog="megatron")
     import torch
     import torch.distributed as dist
     from megatron.core import parallel_state
@@ -128,19 +141,25 @@ def main() -> int:
     dp_group = parallel_state.get_data_parallel_group()
     tp_group = parallel_state.get_tensor_model_parallel_group()
     params = list(model.parameters())
-    tokens = corpus_tokens((args.seq_len + 1) * args.global_batch_size * 64)
+    tokens = corpus_tokens((args.seq_len + 1) * args.global_batch_size * 64) if staged is None else None
     position_ids = torch.arange(args.seq_len, device=device).unsqueeze(0).expand(where["micro_batch"], -1)
     causal = torch.triu(torch.ones(args.seq_len, args.seq_len, dtype=torch.bool, device=device), 1).view(
         1, 1, args.seq_len, args.seq_len)  # True = masked, as megatron-core's attention takes it
     with MetricsWriter(args.output_dir, rank, world) as metrics:
         metrics.write("start", tp=args.tp, dp=where["dp_size"], model=args.model,
-                      megatron_core=importlib.metadata.version("megatron-core"))
+                      megatron_core=importlib.metadata.version("megatron-core"),
+                      **({"data": staged.describe()} if staged is not None else {}))
         last = time.perf_counter()
         for step in range(1, args.steps + 1):
             lr = args.lr * min(1.0, step / max(1, args.warmup_steps))
             for group in optim.param_groups:
                 group["lr"] = lr
-            inputs, labels = batch(tokens, step, where["dp_rank"], where["micro_batch"], args.seq_len, device)
+            if staged is not None:
+                inputs, labels = staged_batch(staged, step, where["dp_rank"], where["micro_batch"],
+                                              where["dp_size"], device)
+            else:
+                inputs, labels = batch(tokens, step, where["dp_rank"], where["micro_batch"], args.seq_len,
+                                       device)
             # GPTModel returns the per-token loss when given labels ([batch, seq]).
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.bf16):
                 loss = model(inputs, position_ids, causal, labels=labels).float().mean()

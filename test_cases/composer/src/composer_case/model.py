@@ -1,4 +1,4 @@
-"""A small causal LM (byte tokens) as a ComposerModel, and the dataset it trains on."""
+"""A small causal LM (byte tokens) as a ComposerModel (its data: composer_case.data)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import torch
 import torch.nn.functional as F
 from composer.models import ComposerModel
 from torch import nn
-
-from dtcase.data import corpus_tokens
 
 VOCAB = 256  # byte tokens of dtcase's corpus
 CONFIGS = {
@@ -49,19 +47,3 @@ class ComposerCausalLM(ComposerModel):
         _inputs, labels = batch
         return F.cross_entropy(outputs.flatten(0, 1), labels.flatten())
 
-
-class CorpusWindows(torch.utils.data.Dataset):
-    """Sample ``i``: window ``i`` of dtcase's deterministic corpus (inputs, next-token labels)."""
-
-    def __init__(self, seq_len: int, samples: int):
-        self.seq_len = seq_len
-        self.tokens = corpus_tokens(samples * seq_len + 1)
-        self.samples = min(samples, (self.tokens.numel() - 1) // seq_len)
-
-    def __len__(self) -> int:
-        return self.samples
-
-    def __getitem__(self, index: int):
-        start = index * self.seq_len
-        window = self.tokens[start:start + self.seq_len + 1]
-        return window[:-1], window[1:]

@@ -1,13 +1,17 @@
-"""Deterministic byte-level training text, NumPy only (the case's venv has no torch).
+"""Training data, NumPy only (the case's venv has no torch).
 
-Sample ``i`` is drawn from a fixed Markov chain over a made-up lexicon, seeded by ``i`` alone, so
-any process can make any sample: process ``p`` of ``P`` reads the contiguous ``1/P`` of step
-``s``'s global samples ``[(s-1)*G, s*G)``.
+``corpus``: deterministic byte-level text; sample ``i`` is drawn from a fixed Markov chain over a
+made-up lexicon, seeded by ``i`` alone, so any process can make any sample. ``staged``: the data the
+user staged (dtcase.staged: memory-mapped shards, or jsonl with its tokenizer.json where the venv
+has the ``tokenizers`` package). Either way process ``p`` of ``P`` reads the contiguous ``1/P`` of
+step ``s``'s global samples ``[(s-1)*G, s*G)`` (dtcase.staged.position_ids, the rule of every case).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from dtcase.staged import position_ids
 
 _SYLLABLES = ["ka", "ri", "to", "men", "sa", "lo", "ve", "dra", "nu", "pi", "shi", "gor", "el", "tan"]
 
@@ -34,7 +38,19 @@ class Corpus:
     def process_batch(self, step: int, *, global_batch: int, process: int, processes: int
                       ) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, labels) of this process at 1-based ``step``: (global_batch / processes, seq_len)."""
-        per = global_batch // processes
-        first = (step - 1) * global_batch + process * per
-        rows = np.stack([self.sample(first + i) for i in range(per)])
+        ids = position_ids((step - 1) * global_batch, process, global_batch // processes)
+        rows = np.stack([self.sample(i) for i in ids])
+        return rows[:, :-1], rows[:, 1:]
+
+
+class Staged:
+    """The same batches as :class:`Corpus`, read from a dtcase.staged.StagedTokens."""
+
+    def __init__(self, staged):
+        self.staged = staged
+
+    def process_batch(self, step: int, *, global_batch: int, process: int, processes: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.staged.rows_at((step - 1) * global_batch, process, global_batch // processes)
+        rows = rows.astype(np.int32)
         return rows[:, :-1], rows[:, 1:]
