@@ -20,6 +20,11 @@ with open(os.path.join(REPO, "stack", "versions.yml")) as fh:
     PINS = yaml.safe_load(fh)["stack_versions"]
 
 
+def _api(version: str) -> str:
+    """major.minor: all a gdrcopy install carries of its release."""
+    return ".".join(version.split(".")[:2])
+
+
 def test_driver_upgraded_to_the_pin(host):
     # prepare left a 550.54.15 stand-in; converge must have detected it and installed the pin.
     out = host.check_output("nvidia-installer --version")
@@ -60,8 +65,10 @@ def test_cuda_toolkit_linked_and_on_path(host):
 
 def test_gdrcopy_installed(host):
     ver = PINS["gdrcopy"]
-    assert host.file(f"/opt/gdrcopy/lib/libgdrapi.so.{ver}").exists
-    assert ver in host.check_output("/opt/gdrcopy/bin/gdrcopy_sanity")
+    # As upstream's build names it: the API's major.minor from gdrapi.h (2.4.4 -> libgdrapi.so.2.4).
+    lib = host.file("/opt/gdrcopy/lib/libgdrapi.so")
+    assert lib.is_symlink and lib.linked_to == f"/opt/gdrcopy/lib/libgdrapi.so.{_api(ver)}"
+    assert host.check_output("/opt/gdrcopy/bin/gdrcopy_sanity") == "gdrcopy_sanity fixture: OK"
     assert host.file("/etc/modules-load.d/gdrdrv.conf").content_string.split() == ["gdrdrv"]
     kernel = host.check_output("uname -r")
     assert host.file(f"/lib/modules/{kernel}/extra/gdrdrv.ko").exists
@@ -109,7 +116,9 @@ def test_stack_record(host):
     data = json.loads(record.content_string)
     assert data["profile"] == "gpu"
     assert data["built_at"].endswith("Z")
-    for component in ("nvidia_driver", "fabricmanager", "cuda", "gdrcopy"):
+    for component in ("nvidia_driver", "fabricmanager", "cuda"):
         assert data["components"][component] == PINS[component], component
+    # gdrcopy as its install says it (library name, gdrapi.h): only major.minor, never the pin's patch.
+    assert data["components"]["gdrcopy"] == _api(PINS["gdrcopy"])
     assert data["components"]["nvidia_kernel_module_type"] == "open"
     assert data["manifest"] == PINS
