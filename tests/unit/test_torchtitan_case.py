@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from staged_fixtures import jsonl_with_tokenizer, shards
 from test_torchtitan_anchor import LOG
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils import job_launch, testcase
@@ -120,6 +121,52 @@ def test_the_shim_turns_our_options_into_torchtitans(tmp_path):
         titan_train.parse(["--config", "nope", "--output-dir", str(tmp_path)])
 
 
+def test_staged_jsonl_and_tokenizer_become_torchtitans_dataset_and_assets_paths(tmp_path):
+    data = jsonl_with_tokenizer(tmp_path / "texts")
+    (data / "more.jsonl").write_text(json.dumps({"text": "Four score."}) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    ours, rest = titan_train.parse(["--dataset", "staged", "--data-path", str(data), "--training.steps", "20",
+                                    "--output-dir", str(out)])
+    assets = titan_train.link_staged(out, ours.data_path)
+    argv = titan_train.titan_argv(ours, rest, assets)
+    tokenizer = Path(argv[argv.index("--model.hf_assets_path") + 1])
+    dataset = Path(argv[argv.index("--training.dataset_path") + 1])
+    assert (tokenizer, dataset) == (out / "staged-assets" / "tokenizer", out / "staged-assets" / "data")
+    # torchtitan's HF tokenizer reads <dir>/tokenizer.json; its c4_test loader every file of <dir>.
+    assert [p.name for p in tokenizer.iterdir()] == ["tokenizer.json"]
+    assert (tokenizer / "tokenizer.json").resolve() == data / "tokenizer.json"
+    assert sorted(p.name for p in dataset.iterdir()) == ["more.jsonl", "texts.jsonl"]
+    assert (dataset / "more.jsonl").read_text() == (data / "more.jsonl").read_text()
+    assert "--dataset" not in argv and "--data-path" not in argv and argv[-2:] == ["--training.steps", "20"]
+
+
+def _refused(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        titan_train.main([*argv])
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_staged_data_torchtitan_cannot_read_is_one_line_before_torchtitan(tmp_path, capsys):
+    out = ["--output-dir", str(tmp_path / "out")]
+    pre = shards(tmp_path / "shards")
+    assert _refused(["--dataset", "staged", "--data-path", str(pre), *out], capsys) == (
+        f"torchtitan: {pre / 'index.json'}: pre-tokenized shards; torchtitan tokenizes text itself: "
+        "stage *.jsonl with its tokenizer.json for this case\n")
+    data = jsonl_with_tokenizer(tmp_path / "texts")
+    texts = (data / "texts.jsonl").read_text()
+    (data / "texts.jsonl").write_text(texts[:len(texts) // 2])  # a copy that died mid-line
+    lines = texts[:len(texts) // 2].count("\n") + 1
+    assert _refused(["--dataset", "staged", "--data-path", str(data), *out], capsys) == (
+        f"torchtitan: {data / 'texts.jsonl'}:{lines}: not a JSON object with a string 'text' "
+        "(JSONDecodeError)\n")
+    (data / "tokenizer.json").unlink()
+    assert _refused(["--dataset", "staged", "--data-path", str(data), *out], capsys) == (
+        f"torchtitan: {data / 'tokenizer.json'}: missing (jsonl text needs the tokenizer staged beside it)\n")
+    assert not (tmp_path / "out" / "staged-assets").exists()
+
+
 def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options(tmp_path):
     manifest = testcase.load_manifest(str(REPO / "test_cases"), "torchtitan")
     plan = testcase.resolve(manifest, preset="llama3-8b-fp8", hosts=["gpu0", "gpu1"], target="cluster",
@@ -135,6 +182,12 @@ def test_the_manifest_plans_torchrun_over_the_shim_with_torchtitans_options(tmp_
         return args[args.index(flag) + 1]
     assert value("--training.steps") == "30" and value("--training.seq_len") == "8192"
     assert value("--config") == "llama3_8b" and value("--float8") == "tensorwise" and "--compile" in args
+    assert value("--dataset") == "corpus"
+    staged = testcase.resolve(manifest, preset="gpu-debug", hosts=["gpu0"], target="cluster",
+                              params={"dataset": "staged", "data_path": "/fsx/data/texts"})
+    staged_argv = job_launch.rank_argv(staged, "python")
+    assert staged_argv[staged_argv.index("--data-path") + 1] == "/fsx/data/texts"
+    assert staged_argv[staged_argv.index("--dataset") + 1] == "staged"
     assert args[-2:] == ["--output-dir", "${AWSOME_OUTPUT_DIR}"]
     assert plan["metrics"]["adapter"] == "torchtitan" and plan["world_size"] == 2
     with pytest.raises(testcase.ManifestError, match="warmup_steps <= steps"):
