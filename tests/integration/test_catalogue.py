@@ -4,14 +4,20 @@ jax: command mode (one process per node, jax.distributed over gloo), from its ow
 nodes (built by playbooks/testcase_env.yml; the collection's venv has no JAX). picotron: our 4D
 parallel case, dp2 x pp2 x tp2 over 8 ranks on two nodes. composer: Composer's own launcher per node
 from its own venv (torch 2.7.0). nemo2: a render-only case, refused and rendered (Slurm + Pyxis).
+jax, picotron and composer train on staged data (`dataset: staged`): the public-domain texts of
+tests/fixtures/staged_data as byte shards (python -m dtcase.prepare), in a directory every simulated
+node reads through the shared disk, as a staged FSx directory is read on a cluster.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from staged_fixtures import shards
 from test_launcher import records, results_of, summary_of
 
 from helpers import REPO, run_playbook
@@ -22,7 +28,23 @@ pytestmark = pytest.mark.slow
 ENVS = REPO / ".state" / "testcase_envs"
 
 
-def test_jax_trains_in_its_own_environment_one_process_per_node(local_cluster):
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory) -> dict:
+    """The run request's staged-data parameters, and what every rank's start event must record."""
+    path = shards(tmp_path_factory.mktemp("staged") / "shards")
+    tokens = json.loads((path / "index.json").read_text())["shards"]
+    return {"params": {"dataset": "staged", "data_path": str(path)},
+            "data": lambda seq: {"layout": "shards", "shards": len(tokens), "vocab_size": 256,
+                                 "tokens": sum(t["tokens"] for t in tokens),
+                                 "samples": sum((t["tokens"] - 1) // seq for t in tokens)}}
+
+
+def assert_read_staged(results, expected: dict) -> None:
+    starts = [e for e in records(results) if e["event"] == "start"]
+    assert starts and all(e["data"] == expected for e in starts), starts
+
+
+def test_jax_trains_in_its_own_environment_one_process_per_node(local_cluster, staged):
     # Built from the machine itself (the simulated nodes have no route to a package index, and share
     # its file system: the environment is then on every node).
     env = run_playbook("playbooks/testcase_env.yml", "-e", "test_case=jax", "-e", f"testcase_env_root={ENVS}",
@@ -30,9 +52,11 @@ def test_jax_trains_in_its_own_environment_one_process_per_node(local_cluster):
                        inventory=local_cluster, timeout=1200)
     assert env.returncode == 0, env.stdout[-3000:]
     proc = run_playbook("playbooks/run_jax.yml", "-e", "preset=cpu-tiny", "-e", f"launcher_envs_root={ENVS}",
-                        "-e", json.dumps({"params": {"steps": 12}}), inventory=local_cluster)
+                        "-e", json.dumps({"params": {"steps": 12, **staged["params"]}}),
+                        inventory=local_cluster)
     assert proc.returncode == 0, proc.stdout[-4000:]
     s = summary_of(results_of(proc))
+    assert_read_staged(results_of(proc), staged["data"](64))
     assert s["launch_mode"] == "command" and s["status"] == "passed"
     assert s["nodes"] == ["node1", "node2"] and s["ranks_reported"] == [0, 1]
     assert s["steps"] == 12 and s["loss_last"] < s["loss_first"]
@@ -49,31 +73,37 @@ def test_a_case_whose_environment_is_missing_is_refused_in_one_line(local_cluste
             in proc.stdout), proc.stdout[-3000:]
 
 
-def test_picotron_trains_dp_pp_tp_across_both_nodes(local_cluster):
+def test_picotron_trains_dp_pp_tp_across_both_nodes(local_cluster, staged):
     proc = run_playbook("playbooks/run_picotron.yml", "-e", "preset=cpu-2x4",
-                        "-e", json.dumps({"params": {"steps": 8}}), inventory=local_cluster)
+                        "-e", json.dumps({"params": {"steps": 8, **staged["params"]}}),
+                        inventory=local_cluster)
     assert proc.returncode == 0, proc.stdout[-4000:]
     s = summary_of(results_of(proc))
+    assert_read_staged(results_of(proc), staged["data"](64))
     assert s["status"] == "passed" and s["world_size"] == 8 and s["ranks_reported"] == list(range(8))
     assert s["loss_last"] < s["loss_first"]
 
 
-def test_composer_trains_with_its_own_launcher_and_torch(local_cluster):
+def test_composer_trains_with_its_own_launcher_and_torch(local_cluster, staged, tmp_path):
     """Composer (mosaicml 0.32.1 on torch 2.7.0, its own venv: the collection's torch is too new for
-    it) on two nodes: Composer's launcher once per node, DDP over gloo; the metrics come from
-    Composer's logged metrics through the case's adapter. The venv build is the long part (a 5.4 GB
-    venv: PyPI's torch wheel brings the CUDA libraries); a second build changes nothing."""
+    it) on two nodes: Composer's launcher once per node, DDP over gloo, on the staged shards; the
+    metrics come from Composer's logged metrics through the case's adapter. The venv build is the
+    long part (a 5.4 GB venv: PyPI's torch wheel brings the CUDA libraries); a second build changes
+    nothing. A cut shard is then refused by the entry point in that venv in one line (Composer
+    cannot be imported anywhere else)."""
     env = run_playbook("playbooks/testcase_env.yml", "-e", "test_case=composer",
                        "-e", f"testcase_env_root={ENVS}", "-e", "target=localhost",
                        "-e", "ansible_python_interpreter=/usr/bin/python3",
                        inventory=local_cluster, timeout=1800)
     assert env.returncode == 0, env.stdout[-3000:]
     proc = run_playbook("playbooks/run_composer.yml", "-e", "preset=cpu-tiny",
-                        "-e", f"launcher_envs_root={ENVS}", "-e", json.dumps({"params": {"steps": 12}}),
+                        "-e", f"launcher_envs_root={ENVS}",
+                        "-e", json.dumps({"params": {"steps": 12, **staged["params"]}}),
                         inventory=local_cluster)
     assert proc.returncode == 0, proc.stdout[-4000:]
     results = results_of(proc)
     s = summary_of(results)
+    assert_read_staged(results, staged["data"](64))
     assert s["launch_mode"] == "command" and s["status"] == "passed"
     assert s["nodes"] == ["node1", "node2"] and s["ranks_reported"] == [0, 1]
     assert s["steps"] == 12 and s["loss_last"] < s["loss_first"]
@@ -85,6 +115,19 @@ def test_composer_trains_with_its_own_launcher_and_torch(local_cluster):
     assert all(e["tokens_per_s_per_device"] > 0 and e["step_time_s"] > 0 for e in steps if e["step"] >= 3)
     by_rank = {r: [e["loss"] for e in steps if e["rank"] == r] for r in (0, 1)}
     assert by_rank[0] == by_rank[1]
+
+    cut = tmp_path / "cut"
+    shutil.copytree(staged["params"]["data_path"], cut)
+    (cut / "shard-00001.bin").write_bytes(b"\0" * 10)
+    src = REPO / "test_cases" / "composer" / "src"
+    refused = subprocess.run([str(ENVS / "composer" / "bin" / "python"), str(src / "train.py"),
+                              "--dataset", "staged", "--data-path", str(cut),
+                              "--output-dir", str(tmp_path / "out")],
+                             capture_output=True, text=True, timeout=300, check=False,
+                             env={"PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{src}"})
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        f"composer: {cut / 'shard-00001.bin'}: 10 bytes, the index says 4000 uint16 tokens (8000 bytes): "
+        "truncated"], refused.stderr[-3000:]
 
 
 def test_a_render_only_case_is_refused_and_renders_its_slurm_pyxis_launch(local_cluster):

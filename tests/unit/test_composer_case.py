@@ -107,7 +107,8 @@ def test_ranks_read_disjoint_staged_windows_by_the_rule_of_every_case(tmp_path):
     data = StagedTokens(shards(tmp_path / "shards"), seq_len=16, vocab_size=256)
     dataset = StagedWindows(data)
     loaders = [torch.utils.data.DataLoader(dataset, batch_size=4, drop_last=True,
-                                           sampler=RankSamples(steps=3, global_batch=8, rank=r, world_size=2))
+                                           sampler=RankSamples(dataset, steps=3, global_batch=8, rank=r,
+                                                               world_size=2))
                for r in range(2)]
     batches = [list(loader) for loader in loaders]
     assert [len(b) for b in batches] == [3, 3]
@@ -120,3 +121,5 @@ def test_ranks_read_disjoint_staged_windows_by_the_rule_of_every_case(tmp_path):
             assert all(torch.equal(row, torch.from_numpy(data.window(first + b)[:-1]))
                        for b, row in enumerate(inputs))
     assert len(dataset) == data.total and torch.equal(dataset[data.total][0], dataset[0][0])  # wraps
+    # Composer accepts no other sampler class on more than one rank.
+    assert isinstance(loaders[0].sampler, torch.utils.data.distributed.DistributedSampler)

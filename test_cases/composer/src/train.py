@@ -83,7 +83,7 @@ def main() -> int:
                else CorpusWindows(args.seq_len, args.steps * args.global_batch_size))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=local_batch, drop_last=True,
-        sampler=RankSamples(steps=args.steps, global_batch=args.global_batch_size, rank=rank,
+        sampler=RankSamples(dataset, steps=args.steps, global_batch=args.global_batch_size, rank=rank,
                             world_size=world))
     writer = MetricsWriter(args.output_dir, rank, world)
     writer.write("start", device="cuda" if gpu else "cpu",

@@ -86,7 +86,7 @@ def main() -> int:
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
         local_in, local_lab = data.process_batch(step, global_batch=args.global_batch_size,
-                                                   process=process, processes=processes)
+                                                 process=process, processes=processes)
         inputs = jax.make_array_from_process_local_data(by_batch, local_in, global_shape)
         labels = jax.make_array_from_process_local_data(by_batch, local_lab, global_shape)
         params, opt_state, loss = train_step(params, opt_state, inputs, labels)

@@ -46,11 +46,13 @@ class StagedWindows(torch.utils.data.Dataset):
         return window[:-1], window[1:]
 
 
-class RankSamples(torch.utils.data.Sampler):
-    """The global sample indices ``rank`` reads, step after step, for ``steps`` steps."""
+class RankSamples(torch.utils.data.distributed.DistributedSampler):
+    """The global sample indices ``rank`` reads, step after step, for ``steps`` steps. A
+    DistributedSampler by class only: Composer refuses any other sampler on more than one rank."""
 
-    def __init__(self, *, steps: int, global_batch: int, rank: int, world_size: int):
-        self.steps, self.global_batch, self.rank = steps, global_batch, rank
+    def __init__(self, dataset, *, steps: int, global_batch: int, rank: int, world_size: int):
+        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=False, drop_last=True)
+        self.steps, self.global_batch = steps, global_batch
         self.local_batch = global_batch // world_size
 
     def __len__(self) -> int:

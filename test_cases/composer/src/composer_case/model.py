@@ -46,4 +46,3 @@ class ComposerCausalLM(ComposerModel):
     def loss(self, outputs, batch, *args, **kwargs):
         _inputs, labels = batch
         return F.cross_entropy(outputs.flatten(0, 1), labels.flatten())
-
