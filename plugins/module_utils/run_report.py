@@ -98,6 +98,51 @@ def node_status(run_dir: str, host: str) -> dict:
     }
 
 
+# Slurm's view of a slurm-mode job, written on the head node by roles/launcher/tasks/slurm_view.yml:
+# "<kind>: <text>" lines, kind one of job_id, job, node (scontrol --oneliner), srun (the job's
+# srun/slurmstepd lines), sacct (JobID|State|ExitCode|NodeList).
+_SLURM_FIELD = re.compile(r"(\w+)=(.*?)(?= \w+=|$)")
+_SLURM_GONE = {"DOWN", "NOT_RESPONDING", "FAIL", "FAILING"}  # node state flags (not POWERED_DOWN)
+_SRUN_NODE_FAILURE = re.compile(r"[Nn]ode fail|NODE_FAIL|not responding|[Cc]ommunication connection failure")
+
+
+def slurm_view(run_dir: str, plan: dict) -> dict:
+    """The attempt's Slurm job id and, for every node Slurm found gone, what Slurm said about it:
+    its state and reason (scontrol), srun's node-failure line, and a NODE_FAIL step (sacct, where
+    the cluster keeps accounting)."""
+    head = plan.get("head") or plan["nodes"][0]
+    try:
+        with open(os.path.join(run_dir, "nodes", head, "slurm.json"), encoding="utf-8") as fh:
+            lines = json.load(fh)["lines"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    said: dict[str, list[str]] = {}
+    for line in lines:
+        kind, _sep, text = str(line).partition(": ")
+        said.setdefault(kind, []).append(text.strip())
+    gone: dict[str, list[str]] = {}
+    for text in said.get("node", []):
+        fields = dict(_SLURM_FIELD.findall(text))
+        state = fields.get("State", "")
+        if fields.get("NodeName") and _SLURM_GONE & set(state.split("+")):
+            reason = re.sub(r"\s*\[[^]]*\]$", "", fields.get("Reason", "")).strip()  # [user@time]
+            why = f", {reason}" if reason not in ("", "none") else ""
+            gone[fields["NodeName"]] = [f"Slurm: {state}{why}"]
+    for host in plan["nodes"]:
+        srun = [t for t in said.get("srun", [])
+                if re.search(rf"\b{re.escape(host)}\b", t) and _SRUN_NODE_FAILURE.search(t)]
+        if srun:
+            gone.setdefault(host, []).append(srun[-1])
+    # A NODE_FAIL step says that a node failed, not which one: it only backs up the findings above.
+    node_fail = [f"sacct: step {t.split('|')[0]} NODE_FAIL"
+                 for t in said.get("sacct", []) if "|NODE_FAIL|" in t]
+    for words in gone.values():
+        words.extend(node_fail[:1])
+    job = (said.get("job_id") or [None])[0]
+    return {"job_id": int(job) if job and job.isdigit() else job,
+            "gone": {host: "; ".join(words) for host, words in gone.items()}}
+
+
 def nccl_of_node(run_dir: str, host: str) -> dict | None:
     """What NCCL said it loaded on one node (out/nccl-<host>-<pid>.log of every rank), or None."""
     text = ""
@@ -161,6 +206,13 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
     ppn = int(plan["procs_per_node"])
     nodes = list(plan["nodes"])
     statuses = [node_status(run_dir, h) for h in nodes]
+    slurm = slurm_view(run_dir, plan)
+    for st in statuses:
+        # Slurm mode: a node whose job did not end by itself (no exit status, or stopped by the
+        # launcher after another node failed) and that Slurm found gone was lost, whatever ssh saw.
+        if (not st["lost"] and st["host"] in slurm.get("gone", {})
+                and (st["rc"] is None or (st["reason"] or "").startswith("stopped"))):
+            st["lost"] = slurm["gone"][st["host"]]
     facts = RunFacts(records, nodes, ppn, world, statuses)
     failures = judge(facts, plan.get("checks", []))
     steps, rank0, reported, collectives = facts.steps, facts.rank0, facts.reported, facts.collectives
@@ -204,6 +256,7 @@ def summarize(run_dir: str, plan: dict, records: list[dict] | None = None) -> di
         "accelerator": plan.get("accelerator"),
         "rdzv_port": plan.get("rdzv_port"),
         "launch_mode": plan.get("launch_mode", "torchrun"),
+        "slurm_job": slurm.get("job_id"),
         "container": plan.get("container"),
         "node_environment": node_env,
         "ranks_reported": reported,
@@ -245,7 +298,8 @@ def _attempt(s: dict) -> dict:
     loads = [c["step"] for c in s.get("checkpoints", []) if c.get("action") == "load"]
     return {"run_id": s["run_id"], "nodes": s["nodes"], "status": s["status"],
             "failure": (s.get("failures") or [""])[0], "lost_nodes": s.get("lost_nodes", []),
-            "resumed_from_step": loads[0] if loads else None, "last_step": s.get("last_step")}
+            "resumed_from_step": loads[0] if loads else None, "last_step": s.get("last_step"),
+            "slurm_job": s.get("slurm_job")}
 
 
 def plot(records: list[dict], spec: dict, path: str) -> bool:
@@ -370,12 +424,13 @@ def attempts_html(summary: dict) -> str:
     attempts = summary.get("attempts") or []
     if not attempts:
         return ""
-    rows = [[cell(a["run_id"]), cell(", ".join(a["nodes"])),
+    slurm = any(a.get("slurm_job") is not None for a in attempts)  # slurm mode: each attempt's job
+    rows = [[cell(a["run_id"]), *([cell(a.get("slurm_job"))] if slurm else []), cell(", ".join(a["nodes"])),
              f'<span class="{e(a["status"])}">{e(a["status"])}</span>', cell(a.get("failure")),
              cell(a.get("resumed_from_step")), cell(a.get("last_step")), cell(a.get("steps_redone"))]
             for a in attempts]
-    header = ["attempt", "nodes", "status", "what happened first", "resumed from step", "last step",
-              "steps trained again"]
+    header = ["attempt", *(["Slurm job"] if slurm else []), "nodes", "status", "what happened first",
+              "resumed from step", "last step", "steps trained again"]
     return "<h2>Attempts</h2>" + table(header, rows)
 
 
@@ -391,6 +446,7 @@ def write_html(summary: dict, images: list[str], path: str, request: dict | None
                   f"{summary['world_size']} rank(s), {summary.get('accelerator')})"],
         ["ranks reported", summary.get("ranks_reported")],
         ["launch", summary.get("launch_mode", "torchrun")],
+        ["Slurm job", summary.get("slurm_job")],
         ["container", (summary.get("container") or {}).get("image") or "none (bare)"],
         ["steps", summary.get("steps")],
         ["steady window", "steps {}-{}".format(*summary["steady"]["window"])],

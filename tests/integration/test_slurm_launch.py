@@ -4,13 +4,21 @@ results are collected exactly as in the ssh mode."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 import yaml
-from test_launcher import assert_trained_on_every_node, faulty, results_of, summary_of
+from test_faults import CLUSTER_STATE, wait_for_step
+from test_launcher import assert_trained_on_every_node, faulty, no_job_left, results_of, summary_of
 
-from helpers import leaked, munge_key_forms, run_playbook
+from helpers import REPO, VENV_BIN, ansible_env, leaked, munge_key_forms, run, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +70,89 @@ def test_a_node_failing_under_slurm_fails_the_play_with_its_log(slurm_cluster):
     assert proc.returncode != 0
     assert "node2: exited 1: " in proc.stdout and "injected failure on rank 1" in proc.stdout
     assert summary_of(results_of(proc))["status"] == "failed"
+
+
+def kill_slurm_node(node: str) -> None:
+    """`node` goes away under Slurm: its slurmd and its job (slurmstepd and the ranks below it) are
+    killed. Its sshd and the holder of its namespaces stay, so it is Slurm, not ssh, that finds it
+    gone. The simulated nodes share this machine's process table: a node's processes are those in
+    its network namespace."""
+    run = CLUSTER_STATE / "run"
+    holder = int((run / f"{node}.holder.pid").read_text())
+    sshd = int((run / f"{node}.sshd.pid").read_text())
+    netns = os.readlink(f"/proc/{holder}/ns/net")
+
+    def under_sshd(pid: int) -> bool:  # the launcher's own ssh sessions to the node stay
+        while pid > 1:
+            if pid == sshd:
+                return True
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        return False
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == holder:
+            continue
+        with contextlib.suppress(OSError, ValueError):  # gone already
+            if os.readlink(entry / "ns" / "net") == netns and not under_sshd(int(entry.name)):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def scontrol(*args: str) -> str:
+    env = ansible_env(SLURM_CONF=str(CLUSTER_STATE / "slurm" / "slurm.conf"))
+    return run(["scontrol", *args], env=env, check=True).stdout
+
+
+def test_a_node_lost_under_slurm_is_drained_and_the_run_resumes_as_a_job_without_it(slurm_cluster):
+    """node2's slurmd and job die at step ~12 of a 2-node run that checkpoints every 8 steps: Slurm
+    finds it gone, the first line names it lost, the launcher drains it and the next attempt is a
+    new Slurm job that excludes it and resumes on node1 from the step-8 checkpoint."""
+    work = Path(yaml.safe_load(slurm_cluster.read_text())["all"]["children"]["cluster"]["vars"]
+                ["launcher_work_root"])
+    before = set(work.glob("fsdp-*")) if work.exists() else set()
+    steps, every = 24, 8
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(slurm_cluster), "playbooks/run_fsdp.yml",
+           "-e", "preset=cpu-tiny", "-e", "mode=slurm", "-e", "max_restarts=1",
+           "-e", json.dumps({"params": {"steps": steps, "checkpoint_every": every}})]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=ansible_env(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while not (set(work.glob("fsdp-*")) - before) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        run_root = next(iter(set(work.glob("fsdp-*")) - before))
+        wait_for_step(run_root / "node2" / "out" / "metrics-rank1.jsonl", every + 4, proc)
+        kill_slurm_node("node2")
+        out, _unused = proc.communicate(timeout=900)
+        node2 = scontrol("show", "node", "--oneliner", "node2")
+        s = summary_of(results_of(subprocess.CompletedProcess(cmd, 0, out)))
+        jobs = [scontrol("show", "job", "--oneliner", str(a["slurm_job"])) for a in s.get("attempts", [])]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        # node2 comes back (its slurmd) and into service (drained nodes resumed) for the tests after.
+        back = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present",
+                            "-e", "cluster_nodes=2", "-e", "cluster_slurm=true", timeout=600)
+        assert back.returncode == 0, back.stdout[-3000:]
+
+    assert proc.returncode == 0, out[-5000:]
+    said = " ".join(out.split())  # the play output wraps long messages
+    assert "restart 1 of 1" in said and "node2 drained in Slurm" in said
+    assert s["status"] == "passed" and s["nodes"] == ["node1"] and s["ranks_reported"] == [0]
+    first, second = s["attempts"]
+    # The first line is Slurm's finding, not a symptom on node1 (its gloo peer gone).
+    assert first["lost_nodes"] == ["node2"] and first["failure"].startswith("node2 lost at step"), first
+    assert "(Slurm: " in first["failure"] and "NOT_RESPONDING" in first["failure"], first
+    assert first["failure"] in said, first
+    # Two Slurm jobs: the second excluded node2, which stays drained with the launcher's reason.
+    assert first["slurm_job"] != second["slurm_job"] == s["slurm_job"]
+    assert re.search(r" ExcNodeList=node2 ", jobs[1]) and re.search(r" NodeList=node1 ", jobs[1]), jobs[1]
+    assert re.search(r" State=\S*DRAIN", node2), node2
+    assert f"Reason=awsome: lost at step {first['last_step']} in run {first['run_id']}" in node2, node2
+    # From the last complete checkpoint: at most one interval trained again, every step done, and
+    # the loss goes on from where the checkpoint left it.
+    assert second["resumed_from_step"] >= every and 0 <= second["steps_redone"] <= every
+    assert second["last_step"] == steps
+    assert s["loss_first"] < 5.0 and s["loss_last"] < s["loss_first"]
+    assert "State=IDLE " in scontrol("show", "node", "--oneliner", "node2")  # back in service
+    no_job_left(slurm_cluster)
