@@ -58,6 +58,9 @@ def test_fsdp_cpu_tiny_through_slurm(slurm_cluster):
     run_dir = results_of(proc)
     assert_trained_on_every_node(run_dir, steps=summary_of(run_dir)["params"]["steps"])
     assert (run_dir / "nodes" / "node1" / f"slurm-{job.group(1)}.out").is_file()
+    # Slurm's view of the job came back with the head node's results; nothing was lost.
+    s = summary_of(run_dir)
+    assert s["slurm_job"] == int(job.group(1)) and s["lost_nodes"] == [], s["node_status"]
     # The cluster's munge key is in no play output, log or result of a Slurm run.
     key = (slurm_cluster.parent / "slurm" / "munge.key").read_bytes()
     results = [p.read_text(errors="replace") for p in run_dir.rglob("*")
@@ -125,7 +128,8 @@ def test_a_node_lost_under_slurm_is_drained_and_the_run_resumes_as_a_job_without
         kill_slurm_node("node2")
         out, _unused = proc.communicate(timeout=900)
         node2 = scontrol("show", "node", "--oneliner", "node2")
-        s = summary_of(results_of(subprocess.CompletedProcess(cmd, 0, out)))
+        run_dir = results_of(subprocess.CompletedProcess(cmd, 0, out))
+        s = summary_of(run_dir)
         jobs = [scontrol("show", "job", "--oneliner", str(a["slurm_job"])) for a in s.get("attempts", [])]
     finally:
         if proc.poll() is None:
@@ -146,6 +150,7 @@ def test_a_node_lost_under_slurm_is_drained_and_the_run_resumes_as_a_job_without
     assert first["failure"] in said, first
     # Two Slurm jobs: the second excluded node2, which stays drained with the launcher's reason.
     assert first["slurm_job"] != second["slurm_job"] == s["slurm_job"]
+    assert "<th>Slurm job</th>" in (run_dir / "report.html").read_text()
     assert re.search(r" ExcNodeList=node2 ", jobs[1]) and re.search(r" NodeList=node1 ", jobs[1]), jobs[1]
     assert re.search(r" State=\S*DRAIN", node2), node2
     assert f"Reason=awsome: lost at step {first['last_step']} in run {first['run_id']}" in node2, node2
