@@ -53,13 +53,15 @@ def wait_for_step(metrics: Path, step: int, proc: subprocess.Popen, timeout: flo
     raise AssertionError(f"{metrics} never reached step {step} (playbook exit {proc.poll()})")
 
 
-def test_a_lost_node_is_dropped_and_the_run_resumes_from_its_last_checkpoint(local_cluster):
-    work = Path(yaml.safe_load(local_cluster.read_text())["all"]["children"]["cluster"]["vars"]
+def start_until_step(inventory: Path, *extra: str, steps: int, every: int,
+                     ) -> tuple[list[str], subprocess.Popen, Path]:
+    """Start a 2-node fsdp cpu-tiny run that checkpoints every `every` steps and may restart once;
+    return once node2 has trained half an interval past the first checkpoint (the moment to lose it)."""
+    work = Path(yaml.safe_load(inventory.read_text())["all"]["children"]["cluster"]["vars"]
                 ["launcher_work_root"])
     before = set(work.glob("fsdp-*")) if work.exists() else set()
-    steps, every = 24, 8
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(local_cluster), "playbooks/run_fsdp.yml",
-           "-e", "preset=cpu-tiny", "-e", "max_restarts=1",
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/run_fsdp.yml",
+           "-e", "preset=cpu-tiny", "-e", "max_restarts=1", *extra,
            "-e", json.dumps({"params": {"steps": steps, "checkpoint_every": every}})]
     proc = subprocess.Popen(cmd, cwd=REPO, env=ansible_env(), text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -68,11 +70,22 @@ def test_a_lost_node_is_dropped_and_the_run_resumes_from_its_last_checkpoint(loc
         while not (set(work.glob("fsdp-*")) - before) and time.monotonic() < deadline:
             time.sleep(0.5)
         run_root = next(iter(set(work.glob("fsdp-*")) - before))
-        wait_for_step(run_root / "node2" / "out" / "metrics-rank1.jsonl", every + 4, proc)
+        wait_for_step(run_root / "node2" / "out" / "metrics-rank1.jsonl", every + every // 2, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return cmd, proc, run_root
+
+
+def test_a_lost_node_is_dropped_and_the_run_resumes_from_its_last_checkpoint(local_cluster):
+    steps, every = 24, 8
+    proc = None
+    try:
+        cmd, proc, run_root = start_until_step(local_cluster, steps=steps, every=every)
         kill_node("node2", run_root / "node2")
         out, _unused = proc.communicate(timeout=900)
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
         # node2 comes back (its sshd) for the rest of the session.
         back = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present",

@@ -5,20 +5,18 @@ results are collected exactly as in the ssh mode."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from test_faults import CLUSTER_STATE, wait_for_step
+from test_faults import CLUSTER_STATE, start_until_step
 from test_launcher import assert_trained_on_every_node, faulty, no_job_left, results_of, summary_of
 
-from helpers import REPO, VENV_BIN, ansible_env, leaked, munge_key_forms, run, run_playbook
+from helpers import ansible_env, leaked, munge_key_forms, run, run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -110,21 +108,10 @@ def test_a_node_lost_under_slurm_is_drained_and_the_run_resumes_as_a_job_without
     """node2's slurmd and job die at step ~12 of a 2-node run that checkpoints every 8 steps: Slurm
     finds it gone, the first line names it lost, the launcher drains it and the next attempt is a
     new Slurm job that excludes it and resumes on node1 from the step-8 checkpoint."""
-    work = Path(yaml.safe_load(slurm_cluster.read_text())["all"]["children"]["cluster"]["vars"]
-                ["launcher_work_root"])
-    before = set(work.glob("fsdp-*")) if work.exists() else set()
     steps, every = 24, 8
-    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(slurm_cluster), "playbooks/run_fsdp.yml",
-           "-e", "preset=cpu-tiny", "-e", "mode=slurm", "-e", "max_restarts=1",
-           "-e", json.dumps({"params": {"steps": steps, "checkpoint_every": every}})]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=ansible_env(), text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = None
     try:
-        deadline = time.monotonic() + 300
-        while not (set(work.glob("fsdp-*")) - before) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        run_root = next(iter(set(work.glob("fsdp-*")) - before))
-        wait_for_step(run_root / "node2" / "out" / "metrics-rank1.jsonl", every + 4, proc)
+        cmd, proc, _run_root = start_until_step(slurm_cluster, "-e", "mode=slurm", steps=steps, every=every)
         kill_slurm_node("node2")
         out, _unused = proc.communicate(timeout=900)
         node2 = scontrol("show", "node", "--oneliner", "node2")
@@ -132,7 +119,7 @@ def test_a_node_lost_under_slurm_is_drained_and_the_run_resumes_as_a_job_without
         s = summary_of(run_dir)
         jobs = [scontrol("show", "job", "--oneliner", str(a["slurm_job"])) for a in s.get("attempts", [])]
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
         # node2 comes back (its slurmd) and into service (drained nodes resumed) for the tests after.
         back = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present",
