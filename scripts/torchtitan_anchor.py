@@ -109,7 +109,8 @@ def main() -> None:
     with log.open("w") as f:
         rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
     steps = parse_steps(log.read_text(errors="replace"))
-    summary = {"rc": rc, "float8": a.float8, "log_freq": a.log_freq, **summarize(steps, a.steps), "log": str(log)}
+    summary = {"rc": rc, "float8": a.float8, "log_freq": a.log_freq, **summarize(steps, a.steps),
+               "log": str(log)}
     (a.out / "anchor.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
     if rc != 0 or "tokens_per_s_per_device" not in summary:
