@@ -1,5 +1,5 @@
 """Filters that turn what a node says about an installed component into its stack record entry:
-`gdrcopy_installed`, `nccl_tests_installed`, `bundle_installed`. Each reads the system's own
+`gdrcopy_installed`, `nccl_installed`, `nccl_tests_installed`, `bundle_installed`. Each reads the system's own
 evidence (file names, headers, strings compiled into a binary, package versions), never the pin.
 """
 
@@ -29,6 +29,16 @@ def gdrcopy_installed(lib_files, header: str = "") -> str:
     if lib and from_header and lib != from_header:
         return f"{UNKNOWN} (libgdrapi.so.{lib}, gdrapi.h {from_header})"
     return lib or from_header or UNKNOWN
+
+
+def nccl_installed(lib_files) -> str:
+    """NCCL's version as a source build installs it: the library file libnccl.so.<major>.<minor>.<patch>
+    (NCCL's make names it from its own makefiles/version.mk; the soname links say less)."""
+    found = {m.group(1) for name in lib_files or []
+             if (m := re.fullmatch(r"libnccl\.so\.(\d+\.\d+\.\d+)", os.path.basename(str(name))))}
+    if len(found) > 1:
+        return f"{UNKNOWN} (libraries {', '.join(sorted(found))})"
+    return next(iter(found), UNKNOWN)
 
 
 # The header line nccl-tests prints from 2.17.4 on ("# nccl-tests version 2.17.6 nccl-headers=...");
@@ -81,5 +91,6 @@ def bundle_installed(bundle: dict, installed: dict) -> str:
 
 class FilterModule:
     def filters(self):
-        return {"gdrcopy_installed": gdrcopy_installed, "nccl_tests_installed": nccl_tests_installed,
+        return {"gdrcopy_installed": gdrcopy_installed, "nccl_installed": nccl_installed,
+                "nccl_tests_installed": nccl_tests_installed,
                 "bundle_installed": bundle_installed}

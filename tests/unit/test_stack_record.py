@@ -18,6 +18,7 @@ import yaml
 from ansible_collections.awsome.distributed_training.plugins.filter.stack_record import (
     bundle_installed,
     gdrcopy_installed,
+    nccl_installed,
     nccl_tests_installed,
 )
 
@@ -130,3 +131,11 @@ def test_neuron_sdk_names_the_package_that_differs():
     dkms = NEURON["packages"]["aws-neuronx-dkms"]
     assert bundle_installed(NEURON, {"aws-neuronx-dkms": dkms + "1"}).startswith("not ")
     assert bundle_installed(NEURON, {}).startswith("unknown")
+
+
+def test_nccl_from_the_library_a_source_build_installed():
+    """`make src.build` installs libnccl.so.X.Y.Z and its two soname links (what the role's find sees)."""
+    libs = [f"/opt/nccl/{PINS['nccl']}/lib/{n}" for n in ("libnccl.so", "libnccl.so.2", "libnccl.so.2.27.7")]
+    assert nccl_installed(libs) == "2.27.7"  # the library's, whatever the directory (the pin) says
+    assert nccl_installed(libs + ["libnccl.so.2.26.5"]) == "unknown (libraries 2.26.5, 2.27.7)"
+    assert nccl_installed(libs[:2]) == "unknown"
