@@ -168,6 +168,13 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   direct fsdp8b_bf16_l10 120 h100-llama3-8b '{"steps": 50, "log_every": 10}'
   direct fsdp8b_fp8_l1 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 1}'
   direct fsdp8b_fp8_rowwise_l10 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 10, "float8": "rowwise", "float8_all_gather": false}'
+  # The same questions where only one GPU is lent (llama3-1b at seq 8192, compiled, no AC): float8
+  # tensorwise against rowwise against bf16, and what logging every step costs.
+  one='"model": "llama3-1b", "seq_len": 8192, "local_batch_size": 1, "steps": 40, "warmup_steps": 10, "ac": "none", "compile": true, "reshard_after_forward": false'
+  direct fsdp1b_bf16_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"none\", \"float8_all_gather\": false, \"log_every\": 10}"
+  direct fsdp1b_fp8_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 10}"
+  direct fsdp1b_fp8_rowwise_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"rowwise\", \"float8_all_gather\": false, \"log_every\": 10}"
+  direct fsdp1b_fp8_l1 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 1}"
   ckd='{"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
   direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr
   direct ckpt_thread_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"thread\"}" --checkpoint-dir /var/tmp/ckpt_thread_tr
