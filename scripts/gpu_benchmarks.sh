@@ -62,6 +62,7 @@ anchor() {  # anchor NAME [scripts/torchtitan_anchor.py options]
 anchor torchtitan_8b
 anchor torchtitan_8b_fp8 --float8 tensorwise
 anchor torchtitan_8b_fp8_rowwise --float8 rowwise
+anchor torchtitan_8b_l10 --log-freq 10
 anchor torchtitan_8b_fp8_l10 --float8 tensorwise --log-freq 10
 # The catalogue's torchtitan and Megatron-LM cases through their playbooks (by name). This machine
 # has no package index: the frameworks' wheels (.whl) go into its own Python, and
@@ -93,8 +94,12 @@ fi
 # 0.32.1 itself (pure Python) with its small dependencies runs there on the machine's torch (a
 # deviation the docs state: Composer declares torch<2.7.1).
 if [[ "$only" == *" composer_"* ]]; then
+  # composer imports mcli (mosaicml-cli) at start, hence its dependencies too.
   case_env composer .whl/mosaicml-*.whl .whl/coolname-*.whl .whl/torch_optimizer-*.whl .whl/pytorch_ranger-*.whl \
-    .whl/importlib_metadata-*.whl
+    .whl/importlib_metadata-*.whl .whl/mosaicml_cli-*.whl .whl/argcomplete-*.whl .whl/arrow-*.whl \
+    .whl/types_python_dateutil-*.whl .whl/backoff-*.whl .whl/gql-*.whl .whl/graphql_core-*.whl .whl/websockets-*.whl \
+    .whl/prompt_toolkit-*.whl .whl/wcwidth-*.whl .whl/questionary-*.whl .whl/ruamel_yaml-*.whl .whl/validators-*.whl \
+    .whl/termcolor-*.whl
   run composer_gpu 60 playbooks/run_composer.yml -e launcher_envs_root=$envs -e preset=gpu-8
 fi
 if [[ "$only" == *" megatron_"* ]]; then
@@ -141,8 +146,8 @@ if [ "$only" != "  " ]; then
   run fsdp8b_fp8 90 "${fp8[@]}" -e '{"params": {"steps": 33, "torch_profiler": true}}'
   run fsdp8b_fp8_rowwise 90 "${fp8[@]}" -e '{"params": {"steps": 30, "float8": "rowwise",
     "float8_all_gather": false}}'
-  run fsdp8b_fp8_100 150 "${fp8[@]}" -e '{"params": {"steps": 100}}'
-  run fsdp8b_bf16_100 160 "${fsdp8b[@]}" -e '{"params": {"steps": 100}}'
+  run fsdp8b_fp8_100 150 "${fp8[@]}" -e '{"params": {"steps": 100, "log_every": 1}}'
+  run fsdp8b_bf16_100 160 "${fsdp8b[@]}" -e '{"params": {"steps": 100, "log_every": 1}}'
   # What a save costs training (by name): llama3-1b, saves at steps 10 and 20, synchronous, then
   # written by a background thread, then by a background process (summarize_runs.py: "checkpoint cost").
   ck='"preset": "llama3-1b", "params": {"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
@@ -168,10 +173,11 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
     first_step overhead_playbook$i "$t0" results/gpu/overhead_playbook$i/nodes/gpu0/metrics-rank0.jsonl
   done
   # The same comparisons by torchrun directly (see direct()), for one call's budget.
-  direct fsdp8b_fp8_100_tr 120 h200-llama3-8b-fp8 '{"steps": 100, "torch_profiler": true}'
-  direct fsdp8b_bf16_100_tr 130 h100-llama3-8b '{"steps": 100}'
-  # The presets as they log now (every 10th step, as torchtitan's anchor above with --log-freq 10:
-  # a logged step waits for the GPUs), against logging every step; then rowwise scaling.
+  direct fsdp8b_fp8_100_tr 120 h200-llama3-8b-fp8 '{"steps": 100, "log_every": 1, "torch_profiler": true}'
+  direct fsdp8b_bf16_100_tr 130 h100-llama3-8b '{"steps": 100, "log_every": 1}'
+  # The presets as they log (every 10th step, as torchtitan's anchors with --log-freq 10: a logged
+  # step waits for the GPUs), against logging every step; then rowwise scaling. The loss-parity runs
+  # above log every step (the comparison is per step).
   direct fsdp8b_fp8_l10 110 h200-llama3-8b-fp8 '{"steps": 50, "log_every": 10}'
   direct fsdp8b_bf16_l10 120 h100-llama3-8b '{"steps": 50, "log_every": 10}'
   direct fsdp8b_fp8_l1 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 1}'
