@@ -15,7 +15,7 @@ description:
     run before anything starts when any node has one.
 options:
   python: {description: The case's interpreter on the node (bare launches)., type: str, required: true}
-  framework_module: {description: Module that must be installed for the framework (found, not imported)., type: str, required: true}
+  framework_module: {description: "Module that must be installed for the framework (found, not imported).", type: str, required: true}
   accelerator: {description: "cpu, cuda or neuron.", type: str, default: cpu}
   procs_per_node: {description: Processes this node runs (CUDA needs as many GPUs)., type: int, default: 1}
   container: {description: "The plan's container (image, mounts) or null for a bare launch.", type: dict}
