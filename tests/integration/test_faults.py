@@ -54,9 +54,10 @@ def wait_for_step(metrics: Path, step: int, proc: subprocess.Popen, timeout: flo
 
 
 def start_until_step(inventory: Path, *extra: str, steps: int, every: int,
-                     ) -> tuple[list[str], subprocess.Popen, Path]:
-    """Start a 2-node fsdp cpu-tiny run that checkpoints every `every` steps and may restart once;
-    return once node2 has trained half an interval past the first checkpoint (the moment to lose it)."""
+                     watch: tuple[str, int] = ("node2", 1)) -> tuple[list[str], subprocess.Popen, Path]:
+    """Start an fsdp cpu-tiny run (2 nodes unless `extra` says otherwise) that checkpoints every `every`
+    steps and may restart once; return once `watch` (node, rank) has trained half an interval past the
+    first checkpoint (the moment to lose that node)."""
     work = Path(yaml.safe_load(inventory.read_text())["all"]["children"]["cluster"]["vars"]
                 ["launcher_work_root"])
     before = set(work.glob("fsdp-*")) if work.exists() else set()
@@ -70,7 +71,8 @@ def start_until_step(inventory: Path, *extra: str, steps: int, every: int,
         while not (set(work.glob("fsdp-*")) - before) and time.monotonic() < deadline:
             time.sleep(0.5)
         run_root = next(iter(set(work.glob("fsdp-*")) - before))
-        wait_for_step(run_root / "node2" / "out" / "metrics-rank1.jsonl", every + every // 2, proc)
+        node, rank = watch
+        wait_for_step(run_root / node / "out" / f"metrics-rank{rank}.jsonl", every + every // 2, proc)
     except BaseException:
         proc.kill()
         raise
@@ -104,6 +106,38 @@ def test_a_lost_node_is_dropped_and_the_run_resumes_from_its_last_checkpoint(loc
     assert second["last_step"] == steps
     # The loss goes on from where the checkpoint left it, not from the start.
     assert s["loss_first"] < 5.0 and s["loss_last"] < s["loss_first"]
+    no_job_left(local_cluster)
+
+
+def test_a_run_whose_only_node_is_lost_resumes_on_a_spare(local_cluster, tmp_path):
+    """A one-node run on node1 with node2 in the inventory group `spare`: node1 goes away at step ~12,
+    and the next attempt runs on the spare, from the step-8 checkpoint in the shared root."""
+    spare = tmp_path / "spare.yml"
+    spare.write_text("all:\n  children:\n    spare:\n      hosts:\n        node2: {}\n")
+    steps, every = 24, 8
+    proc = None
+    try:
+        cmd, proc, run_root = start_until_step(local_cluster, "-i", str(spare), "-e", "nodes=1",
+                                               steps=steps, every=every, watch=("node1", 0))
+        kill_node("node1", run_root / "node1")
+        out, _unused = proc.communicate(timeout=900)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        back = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present",
+                            "-e", "cluster_nodes=2")
+        assert back.returncode == 0, back.stdout[-3000:]
+
+    assert proc.returncode == 0, out[-5000:]
+    said = " ".join(out.split())  # the play output wraps long messages
+    # Nothing of node1 came back (its metrics were on it), so no step is named, only the loss of it.
+    assert "node1 lost (unreachable): restart 1 of 1" in said and "on node2 from the last complete" in said
+    s = summary_of(results_of(subprocess.CompletedProcess(cmd, 0, out)))
+    assert s["status"] == "passed" and s["nodes"] == ["node2"] and s["ranks_reported"] == [0]
+    first, second = s["attempts"]
+    assert first["nodes"] == ["node1"] and first["lost_nodes"] == ["node1"], first
+    assert second["nodes"] == ["node2"] and second["resumed_from_step"] >= every
+    assert second["last_step"] == steps and s["loss_last"] < s["loss_first"]
     no_job_left(local_cluster)
 
 
