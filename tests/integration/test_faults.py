@@ -79,24 +79,31 @@ def start_until_step(inventory: Path, *extra: str, steps: int, every: int,
     return cmd, proc, run_root
 
 
-def test_a_lost_node_is_dropped_and_the_run_resumes_from_its_last_checkpoint(local_cluster):
-    steps, every = 24, 8
+def lose_a_node_mid_run(inventory: Path, node: str, *extra: str, steps: int, every: int,
+                        watch: tuple[str, int] = ("node2", 1)) -> tuple[str, Path]:
+    """Start the run (start_until_step), take `node` away (kill_node) and wait for the play, which must
+    succeed; the node comes back (its sshd) for the rest of the session whatever happened. Returns
+    the play's output and the results directory of the run's last attempt."""
     proc = None
     try:
-        cmd, proc, run_root = start_until_step(local_cluster, steps=steps, every=every)
-        kill_node("node2", run_root / "node2")
+        cmd, proc, run_root = start_until_step(inventory, *extra, steps=steps, every=every, watch=watch)
+        kill_node(node, run_root / node)
         out, _unused = proc.communicate(timeout=900)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        # node2 comes back (its sshd) for the rest of the session.
         back = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present",
                             "-e", "cluster_nodes=2")
         assert back.returncode == 0, back.stdout[-3000:]
-
     assert proc.returncode == 0, out[-5000:]
+    return out, results_of(subprocess.CompletedProcess(cmd, 0, out))
+
+
+def test_a_lost_node_is_dropped_and_the_run_resumes_from_its_last_checkpoint(local_cluster):
+    steps, every = 24, 8
+    out, run_dir = lose_a_node_mid_run(local_cluster, "node2", steps=steps, every=every)
     assert "node2 lost at step" in out and "restart 1 of 1" in out
-    s = summary_of(results_of(subprocess.CompletedProcess(cmd, 0, out)))
+    s = summary_of(run_dir)
     assert s["status"] == "passed" and s["nodes"] == ["node1"] and s["ranks_reported"] == [0]
     first, second = s["attempts"]
     assert first["lost_nodes"] == ["node2"] and first["failure"].startswith("node2 lost at step")
@@ -115,24 +122,12 @@ def test_a_run_whose_only_node_is_lost_resumes_on_a_spare(local_cluster, tmp_pat
     spare = tmp_path / "spare.yml"
     spare.write_text("all:\n  children:\n    spare:\n      hosts:\n        node2: {}\n")
     steps, every = 24, 8
-    proc = None
-    try:
-        cmd, proc, run_root = start_until_step(local_cluster, "-i", str(spare), "-e", "nodes=1",
-                                               steps=steps, every=every, watch=("node1", 0))
-        kill_node("node1", run_root / "node1")
-        out, _unused = proc.communicate(timeout=900)
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-        back = run_playbook("playbooks/local_cluster.yml", "-e", "cluster_state=present",
-                            "-e", "cluster_nodes=2")
-        assert back.returncode == 0, back.stdout[-3000:]
-
-    assert proc.returncode == 0, out[-5000:]
+    out, run_dir = lose_a_node_mid_run(local_cluster, "node1", "-i", str(spare), "-e", "nodes=1",
+                                       steps=steps, every=every, watch=("node1", 0))
     said = " ".join(out.split())  # the play output wraps long messages
     # Nothing of node1 came back (its metrics were on it), so no step is named, only the loss of it.
     assert "node1 lost (unreachable): restart 1 of 1" in said and "on node2 from the last complete" in said
-    s = summary_of(results_of(subprocess.CompletedProcess(cmd, 0, out)))
+    s = summary_of(run_dir)
     assert s["status"] == "passed" and s["nodes"] == ["node2"] and s["ranks_reported"] == [0]
     first, second = s["attempts"]
     assert first["nodes"] == ["node1"] and first["lost_nodes"] == ["node1"], first
