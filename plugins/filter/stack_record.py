@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.awsome.distributed_training.plugins.module_utils.library_names import (
+    libnccl_versions,
+)
+
 # Documentation: the adjacent <filter name>.yml (ansible-doc reads it).
 
 UNKNOWN = "unknown"
@@ -34,11 +38,10 @@ def gdrcopy_installed(lib_files, header: str = "") -> str:
 def nccl_installed(lib_files) -> str:
     """NCCL's version as a source build installs it: the library file libnccl.so.<major>.<minor>.<patch>
     (NCCL's make names it from its own makefiles/version.mk; the soname links say less)."""
-    found = {m.group(1) for name in lib_files or []
-             if (m := re.fullmatch(r"libnccl\.so\.(\d+\.\d+\.\d+)", os.path.basename(str(name))))}
+    found = libnccl_versions(lib_files)
     if len(found) > 1:
-        return f"{UNKNOWN} (libraries {', '.join(sorted(found))})"
-    return next(iter(found), UNKNOWN)
+        return f"{UNKNOWN} (libraries {', '.join(found)})"
+    return found[0] if found else UNKNOWN
 
 
 # The header line nccl-tests prints from 2.17.4 on ("# nccl-tests version 2.17.6 nccl-headers=...");

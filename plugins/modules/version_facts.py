@@ -53,6 +53,10 @@ import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.awsome.distributed_training.plugins.module_utils.library_names import (
+    libnccl_versions,
+)
+
 VERSION = r"(\d+\.\d+(?:\.\d+)*(?:[-+~][0-9A-Za-z.]+)?)"
 TORCH = ("import json, torch; c = torch.cuda.is_available(); print(json.dumps({'torch': torch.__version__, "
          "'torch_cuda': torch.version.cuda, 'nccl_torch': '.'.join(map(str, torch.cuda.nccl.version())) "
@@ -85,9 +89,8 @@ def cuda_from_files(version_json: str | None, version_txt: str | None) -> str | 
 
 def nccl_from_names(names: list[str]) -> str | None:
     """The highest libnccl.so.X.Y.Z among file names (the unversioned links say nothing)."""
-    found = [tuple(int(x) for x in m.groups()) for n in names
-             if (m := re.fullmatch(r"libnccl\.so\.(\d+)\.(\d+)\.(\d+)", os.path.basename(n)))]
-    return ".".join(map(str, max(found))) if found else None
+    found = libnccl_versions(names)
+    return found[-1] if found else None
 
 
 def embedded_version(path: str, pattern: bytes) -> str | None:
