@@ -189,6 +189,17 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   direct fsdp1b_fp8_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 10}"
   direct fsdp1b_fp8_rowwise_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"rowwise\", \"float8_all_gather\": false, \"log_every\": 10}"
   direct fsdp1b_fp8_l1 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 1}"
+  # float8 loss parity where only one GPU is lent: the 8B preset's width and settings with its first
+  # 16 blocks (8B's 32 blocks and their AdamW state do not fit one GPU), 100 steps logged every step;
+  # bf16 against the preset's float8 and against what might track bf16 more closely.
+  p16='"n_layers": 16, "steps": 100, "log_every": 1'
+  direct fsdp8b16_bf16 110 h200-llama3-8b-fp8 "{$p16, \"float8\": \"none\", \"float8_all_gather\": false}"
+  direct fsdp8b16_fp8 100 h200-llama3-8b-fp8 "{$p16}"
+  direct fsdp8b16_fp8_noacc 100 h200-llama3-8b-fp8 "{$p16, \"float8_fast_accum\": false}"
+  direct fsdp8b16_fp8_skipw2 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"*.w2\"}"
+  direct fsdp8b16_fp8_ends 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"layers.0.*,layers.15.*\"}"
+  direct fsdp8b16_fp8_rowwise 100 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise\", \"float8_all_gather\": false}"
+  direct fsdp8b16_fp8_gwhp 110 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise_with_gw_hp\", \"float8_all_gather\": false}"
   ckd='{"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
   direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr
   direct ckpt_thread_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"thread\"}" --checkpoint-dir /var/tmp/ckpt_thread_tr

@@ -31,6 +31,18 @@ def test_every_block_projection_converts_and_the_output_head_does_not():
     assert "output" not in names and all(n.startswith("layers.") for n in names)
 
 
+@pytest.mark.parametrize(("skip", "kept_in_bf16"), [
+    (["*.w2"], [f"layers.{b}.feed_forward.w2" for b in range(4)]),
+    (["layers.0.*", "layers.3.*"], [n for n in float8_linear_names(Transformer(MODEL_CONFIGS["tiny"], 16))
+                                    if n.startswith(("layers.0.", "layers.3."))]),
+    (["*.nothing"], []),
+])
+def test_skip_patterns_keep_exactly_the_matching_linears_in_bf16(skip, kept_in_bf16):
+    model = Transformer(MODEL_CONFIGS["tiny"], 16)
+    every = float8_linear_names(model)
+    assert float8_linear_names(model, skip) == [n for n in every if n not in kept_in_bf16]
+
+
 def test_no_float8_leaves_the_model_alone_and_needs_no_torchao():
     model = Transformer(MODEL_CONFIGS["tiny"], 16)
     before = [type(m) for m in model.modules()]

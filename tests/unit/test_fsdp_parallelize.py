@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -45,3 +46,18 @@ def test_the_trainer_refuses_a_bad_interval_before_starting():
                           check=False)
     assert proc.returncode == 2
     assert "error: argument --ac-every: must be >= 1, got 0" in proc.stderr  # the manifest's bound
+
+
+def test_n_layers_trains_the_first_blocks_of_the_named_model(tmp_path):
+    """--n-layers 2: the tiny model's width with 2 of its 4 blocks (a wide model's one-GPU proxy)."""
+    proc = subprocess.run([sys.executable, str(FSDP_SRC / "train.py"), "--n-layers", "2", "--steps", "2",
+                           "--dtype", "fp32", "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"},
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in (tmp_path / "metrics-rank0.jsonl").read_text().splitlines()]
+    start = next(e for e in events if e["event"] == "start")
+    assert start["model_args"]["n_layers"] == 2
+    assert start["model_args"]["dim"] == MODEL_CONFIGS["tiny"].dim
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]

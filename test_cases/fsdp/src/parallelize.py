@@ -4,7 +4,8 @@ that order)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from fnmatch import fnmatchcase
 
 import torch
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
@@ -15,7 +16,7 @@ from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint
 from dtcase.model import Transformer
 
 AC_MODES = ("none", "selective", "full")
-FLOAT8_RECIPES = ("none", "tensorwise", "rowwise")
+FLOAT8_RECIPES = ("none", "tensorwise", "rowwise", "rowwise_with_gw_hp")
 FLOAT8_PACKAGE = "torchao"
 
 # Selective AC (torchtitan's "op" policy): inside each block keep the outputs of attention kernels,
@@ -60,19 +61,23 @@ def apply_ac(model: Transformer, mode: str, every: int = 1) -> None:
             model.layers.register_module(name, checkpoint_wrapper(block, preserve_rng_state=False, **extra))
 
 
-def float8_linear_names(model: Transformer) -> list[str]:
+def float8_linear_names(model: Transformer, skip: Sequence[str] = ()) -> list[str]:
     """The linears float8 training converts: every projection inside the transformer blocks whose
-    dimensions are multiples of 16 (the float8 tensor cores' granularity). The output head stays
-    bf16 (its logits feed the loss), as do attention itself (SDPA) and the loss."""
-    return [f"layers.{name}" for name, mod in model.layers.named_modules()
+    dimensions are multiples of 16 (the float8 tensor cores' granularity), less those matching a
+    ``skip`` pattern (fnmatch, e.g. ``*.w2`` or ``layers.0.*``). The output head stays bf16 (its
+    logits feed the loss), as do attention itself (SDPA) and the loss."""
+    fits = [f"layers.{name}" for name, mod in model.layers.named_modules()
             if isinstance(mod, torch.nn.Linear) and all(d % 16 == 0 for d in mod.weight.shape)]
+    return [fqn for fqn in fits if not any(fnmatchcase(fqn, pattern) for pattern in skip)]
 
 
-def apply_float8(model: Transformer, recipe: str, all_gather: bool) -> Callable[[], None] | None:
+def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequence[str] = (),
+                 fast_accum: bool = True) -> Callable[[], None] | None:
     """Swap the block linears for torchao's Float8Linear (dynamic scaling, ``recipe``). With
     ``all_gather`` (tensorwise only) FSDP2 all-gathers the weights in float8, and the returned hook,
-    run after every optimizer step, computes all their scales in one all-reduce. Returns None when
-    there is nothing to run after the step."""
+    run after every optimizer step, computes all their scales in one all-reduce. ``fast_accum=False``
+    makes the forward GEMM accumulate as the backward ones do (tensorwise; more precise, slower).
+    Returns None when there is nothing to run after the step."""
     if recipe not in FLOAT8_RECIPES:
         raise ValueError(f"unknown float8 recipe {recipe!r}: expected one of {FLOAT8_RECIPES}")
     if all_gather and recipe != "tensorwise":
@@ -84,14 +89,16 @@ def apply_float8(model: Transformer, recipe: str, all_gather: bool) -> Callable[
         convert_to_float8_training,
         precompute_float8_dynamic_scale_for_fsdp,
     )
+    from torchao.float8.config import Float8GemmConfig
 
     if recipe == "tensorwise":
-        config = Float8LinearConfig(enable_fsdp_float8_all_gather=all_gather)
+        config = Float8LinearConfig(enable_fsdp_float8_all_gather=all_gather,
+                                    gemm_config_output=Float8GemmConfig(use_fast_accum=fast_accum))
     else:
         config = Float8LinearConfig.from_recipe_name(recipe)
         # Inductor must round the rowwise casts as eager does (pytorch/pytorch#150859), as torchtitan sets.
         torch._inductor.config.emulate_precision_casts = True
-    chosen = set(float8_linear_names(model))
+    chosen = set(float8_linear_names(model, skip))
     convert_to_float8_training(model, config=config, module_filter_fn=lambda _mod, fqn: fqn in chosen)
     if not all_gather:
         return None
@@ -125,9 +132,10 @@ def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtyp
 
 def parallelize(model: Transformer, *, ac: str, compile_blocks: bool, device_type: str, world_size: int,
                 param_dtype: torch.dtype, ac_every: int = 1, float8: str = "none",
-                float8_all_gather: bool = False, reshard: bool = True) -> Callable[[], None] | None:
+                float8_all_gather: bool = False, float8_skip: Sequence[str] = (),
+                float8_fast_accum: bool = True, reshard: bool = True) -> Callable[[], None] | None:
     """Returns what must run after every optimizer step (float8 scale precomputation), or None."""
-    after_step = apply_float8(model, float8, float8_all_gather)
+    after_step = apply_float8(model, float8, float8_all_gather, float8_skip, float8_fast_accum)
     apply_ac(model, ac, ac_every)
     if compile_blocks:
         apply_compile(model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import socket
@@ -40,6 +41,9 @@ def main() -> int:
     dtype = compute_dtype(args, ctx.device)
     torch.manual_seed(args.seed)
     margs = MODEL_CONFIGS[args.model]
+    if args.n_layers:
+        margs = dataclasses.replace(margs, n_layers=args.n_layers)
+    float8_skip = [p.strip() for p in args.float8_skip.split(",") if p.strip()]
     if ctx.device.type == "cuda":
         # Build on the meta device, shard, then allocate and initialise only the local shards.
         with torch.device("meta"):
@@ -47,6 +51,7 @@ def main() -> int:
         after_step = parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cuda",
                                  world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every,
                                  float8=args.float8, float8_all_gather=args.float8_all_gather,
+                                 float8_skip=float8_skip, float8_fast_accum=args.float8_fast_accum,
                                  reshard=args.reshard_after_forward)
         model.to_empty(device=ctx.device)
         model.init_weights()
@@ -61,6 +66,8 @@ def main() -> int:
                             after_optimizer_step=after_step,
                             facts={"parallelism": "fsdp2", "ac": args.ac, "ac_every": args.ac_every,
                                    "float8": args.float8, "float8_all_gather": args.float8_all_gather,
+                                   "float8_skip": float8_skip,
+                                   "float8_fast_accum": args.float8_fast_accum,
                                    "reshard_after_forward": args.reshard_after_forward}))
 
 
