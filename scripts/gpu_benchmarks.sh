@@ -29,7 +29,7 @@ print("\n".join(t.resolve(t.load_manifest("test_cases", "fsdp"), preset=sys.argv
   [ "${#args[@]}" -gt 0 ] || { echo "== $name: the plan failed"; return; }
   rm -rf "$out"; mkdir -p "$out"
   t0=$(date +%s)
-  PYTHONPATH=test_cases/common:test_cases/fsdp/src OMP_NUM_THREADS=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True \
+  PYTHONPATH=test_cases/common:test_cases/fsdp/src${PYTHONPATH:+:$PYTHONPATH} OMP_NUM_THREADS=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True \
     timeout "$left" python3 -m torch.distributed.run --standalone --nproc-per-node "${GPUS:-4}" \
     test_cases/fsdp/src/train.py "${args[@]}" --output-dir "$out" "$@" > "$out/torchrun.log" 2>&1
   echo "== $name: rc=$? in $(( $(date +%s) - t0 ))s (torchrun)"
@@ -195,6 +195,15 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   p16='"n_layers": 16, "steps": 100, "log_every": 1'
   direct fsdp8b16_bf16 110 h200-llama3-8b-fp8 "{$p16, \"float8\": \"none\", \"float8_all_gather\": false}"
   direct fsdp8b16_fp8 100 h200-llama3-8b-fp8 "{$p16}"
+  # Two bf16 runs that differ only in kernels (eager; flash attention instead of cuDNN's): how far
+  # apart the same training drifts when nothing but rounding changes, the yardstick for float8.
+  direct fsdp8b16_bf16_eager 90 h200-llama3-8b-fp8 "{$p16, \"float8\": \"none\", \"float8_all_gather\": false, \"compile\": false}"
+  direct fsdp8b16_bf16_flash 100 h200-llama3-8b-fp8 "{$p16, \"float8\": \"none\", \"float8_all_gather\": false, \"sdpa_backend\": \"flash\"}"
+  # The same pair on two more seeds: is float8's difference from bf16 a bias (one sign) or drift?
+  for seed in 1 2; do
+    direct fsdp8b16_bf16_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, \"float8\": \"none\", \"float8_all_gather\": false}"
+    direct fsdp8b16_fp8_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed}"
+  done
   direct fsdp8b16_fp8_noacc 100 h200-llama3-8b-fp8 "{$p16, \"float8_fast_accum\": false}"
   direct fsdp8b16_fp8_skipw2 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"*.w2\"}"
   direct fsdp8b16_fp8_ends 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"layers.0.*,layers.15.*\"}"

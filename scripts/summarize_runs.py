@@ -42,6 +42,26 @@ def rank0_losses(run_dir: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rank0_records(run_dir) if r.get("event") == "step"}
 
 
+def loss_windows(steps: int) -> list[tuple[int, int]]:
+    """Step windows for comparing two loss curves: 1-4 and 5-10 (warm-up), 11-20, then 20 steps each."""
+    edges = [(1, 4), (5, 10), (11, 20)] + [(a, a + 19) for a in range(21, steps + 1, 20)]
+    return [(a, min(b, steps)) for a, b in edges if a <= steps]
+
+
+def window_differences(la: dict[int, float], lb: dict[int, float], steps: int) -> list[dict]:
+    """Per window: how far A's mean loss is from B's (signed, relative to B) and A's largest per-step
+    difference; the mean shows a drift, the per-step maximum how far single steps wander."""
+    out = []
+    for a, b in loss_windows(steps):
+        common = [s for s in range(a, b + 1) if s in la and s in lb]
+        if not common:
+            continue
+        ma, mb = (sum(x[s] for s in common) / len(common) for x in (la, lb))
+        out.append({"steps": f"{a}-{b}", "mean_rel": (ma - mb) / abs(mb),
+                    "max_step_rel": max(abs(la[s] - lb[s]) / abs(lb[s]) for s in common)})
+    return out
+
+
 def checkpoint_costs(records: list[dict], first_step: int = 6) -> list[dict]:
     """Training time each save cost, from one rank's records: the seconds training stood still
     (the whole save when synchronous; waiting for the previous save plus the copy to host memory
@@ -135,6 +155,9 @@ def main() -> None:
         ma, mb = (sum(x[s] for s in late) / len(late) for x in (la, lb))
         print(f"mean loss over steps {late[0]}-{late[-1]}: {ma:.4f}/{mb:.4f} "
               f"({abs(ma - mb) / abs(mb):.2%} apart)")
+        for w in window_differences(la, lb, a.steps):
+            print(f"  steps {w['steps']:>7}: mean {w['mean_rel']:+7.2%}, "
+                  f"largest step {w['max_step_rel']:6.2%}")
 
 
 if __name__ == "__main__":

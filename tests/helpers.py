@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 import socket
 import subprocess
@@ -10,6 +11,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
+
+
+def load_module(path: Path, name: str | None = None):
+    """A script or plugin file as a module (scripts/ and module_utils/ are not packages here)."""
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def ansible_env(**extra: str) -> dict[str, str]:

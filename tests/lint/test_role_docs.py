@@ -3,16 +3,13 @@ its meta/argument_specs.yml (regenerate with `make role-docs`)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 
 import yaml
 
-from helpers import REPO, VENV_BIN
+from helpers import REPO, VENV_BIN, load_module
 
-spec = importlib.util.spec_from_file_location("gen_role_docs", REPO / "scripts" / "gen_role_docs.py")
-gen_role_docs = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gen_role_docs)
+gen_role_docs = load_module(REPO / "scripts" / "gen_role_docs.py")
 
 
 def test_role_docs_are_current():

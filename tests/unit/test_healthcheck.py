@@ -6,7 +6,6 @@ on metrics lines; the real run is in tests/fixtures/healthcheck/h200x2/health.js
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import resource
 import subprocess
@@ -15,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import load_module
+
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM = REPO / "roles/healthcheck/files/awsome_healthcheck.py"
 FIX = REPO / "tests/fixtures/healthcheck"
 H200 = FIX / "h200x2"
 
-spec = importlib.util.spec_from_file_location("awsome_healthcheck", PROGRAM)
-hc = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(hc)
+hc = load_module(PROGRAM, "awsome_healthcheck")
 
 XML = (H200 / "nvidia-smi-q.xml").read_text()
 TOPO = (H200 / "nvidia-smi-topo.txt").read_text()

@@ -8,7 +8,6 @@ what is tested here imports without them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -17,15 +16,14 @@ import pytest
 from staged_fixtures import shards
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils import job_launch, testcase
+from helpers import load_module
 
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("megatron_train", REPO / "test_cases/megatron/src/train.py")
-train = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(train)
+train = load_module(REPO / "test_cases/megatron/src/train.py", "megatron_train")
 
 
 def args_of(*argv: str):
-    parser = train.manifest_parser(spec.origin, "test")
+    parser = train.manifest_parser(train.__file__, "test")
     return parser.parse_args([*argv, "--output-dir", "/tmp/x"])
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import load_module
+
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "stack_compat", REPO / "plugins" / "module_utils" / "stack_compat.py")
-stack_compat = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stack_compat)
+stack_compat = load_module(REPO / "plugins" / "module_utils" / "stack_compat.py")
 
 MANIFEST = yaml.safe_load((REPO / "stack" / "versions.yml").read_text())
 RULES = yaml.safe_load((REPO / "stack" / "compat.yml").read_text())["stack_compat_rules"]

@@ -3,15 +3,14 @@
 torchtitan itself only runs on the GPU machine (docs/performance.md); these lines are copied from
 its log there (torchtitan 0.2.2, two ranks printing each step).
 """
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from helpers import load_module
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "torchtitan_anchor.py"
-spec = importlib.util.spec_from_file_location("torchtitan_anchor", SCRIPT)
-anchor = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(anchor)
+anchor = load_module(SCRIPT)
 
 LOG = """\
 [titan] 2026-11-28 08:09:03,079 - root - WARNING - Error running lspci: fallback to use device_name

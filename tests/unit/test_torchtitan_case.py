@@ -8,7 +8,6 @@ local-rank prefix torchrun adds under `--role rank --tee 3` and torchtitan's own
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -26,12 +25,11 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.run_re
     summarize,
     write_report,
 )
+from helpers import load_module
 
 REPO = Path(__file__).resolve().parents[2]
 SHIM = REPO / "test_cases" / "torchtitan" / "src" / "titan_train.py"
-spec = importlib.util.spec_from_file_location("titan_train", SHIM)
-titan_train = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(titan_train)
+titan_train = load_module(SHIM)
 
 FIRST = "[titan] 2026-11-28 08:08:50,001 - root - INFO - torchtitan version: 0.2.2 (0.0.0 means __version__ is not defined correctly)."  # noqa: E501
 LAST = "[titan] 2026-11-28 08:09:16,530 - root - INFO - Process group destroyed"

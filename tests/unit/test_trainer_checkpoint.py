@@ -5,7 +5,6 @@ Sharded (FSDP2, two ranks) saves and resumes are covered by test_trainer_distrib
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from dtcase import checkpoint
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.trainer import build_optimizer
-from helpers import REPO
+from helpers import REPO, load_module
 
 
 def _trained(seed: int, steps: int):
@@ -96,10 +95,7 @@ def test_unknown_async_mode_is_refused():
 
 
 def _summarize_runs():
-    spec = importlib.util.spec_from_file_location("summarize_runs", REPO / "scripts" / "summarize_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO / "scripts" / "summarize_runs.py")
 
 
 def test_checkpoint_cost_counts_the_stop_and_the_slower_steps_during_a_background_write():

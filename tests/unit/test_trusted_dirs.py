@@ -6,17 +6,15 @@ Directories "planted by another user" are made here by chown to nobody (the test
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
+from helpers import load_module
+
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "trusted_dirs", REPO / "plugins" / "module_utils" / "trusted_dirs.py")
-trusted_dirs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(trusted_dirs)
+trusted_dirs = load_module(REPO / "plugins" / "module_utils" / "trusted_dirs.py")
 
 NOBODY = 65534
 PLANTED = "another user could have planted it"
