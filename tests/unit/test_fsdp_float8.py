@@ -22,6 +22,12 @@ sys.path.insert(0, str(FSDP_SRC))
 from parallelize import apply_float8, float8_linear_names  # noqa: E402
 
 
+def python(*argv: str) -> subprocess.CompletedProcess:
+    """The trainer's preflight under this Python, with only the shared package on its path."""
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120, check=False,
+                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"})
+
+
 def test_every_block_projection_converts_and_the_output_head_does_not():
     model = Transformer(MODEL_CONFIGS["tiny"], 16)
     names = float8_linear_names(model)
@@ -50,14 +56,35 @@ def test_no_float8_leaves_the_model_alone_and_needs_no_torchao():
     assert [type(m) for m in model.modules()] == before
 
 
-@pytest.mark.parametrize(("recipe", "all_gather", "message"), [
-    ("rowwise", True, "float8 all-gather needs tensorwise scaling, got 'rowwise'"),
-    ("none", True, "float8 all-gather needs tensorwise scaling, got 'none'"),
-    ("mxfp8", False, "unknown float8 recipe 'mxfp8'"),
-])
-def test_bad_float8_requests_are_refused_before_anything_converts(recipe, all_gather, message):
+BAD_REQUESTS = [  # (recipe, all_gather, skip, fast_accum), the one line that refuses it
+    (("rowwise", True, [], True), "float8 all-gather needs tensorwise scaling, got 'rowwise'"),
+    (("none", True, [], True), "float8 all-gather needs tensorwise scaling, got 'none'"),
+    (("mxfp8", False, [], True), "unknown float8 recipe 'mxfp8'"),
+    (("rowwise", False, [], False), "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
+    (("none", False, ["*.w2"], True), "float8 skip patterns \\*.w2 need a float8 recipe, got 'none'"),
+]
+
+
+@pytest.mark.parametrize(("request_", "message"), BAD_REQUESTS)
+def test_bad_float8_requests_are_refused_before_anything_converts(request_, message):
+    model = Transformer(MODEL_CONFIGS["tiny"], 16)
+    before = [type(m) for m in model.modules()]
     with pytest.raises(ValueError, match=message):
-        apply_float8(Transformer(MODEL_CONFIGS["tiny"], 16), recipe, all_gather)
+        apply_float8(model, *request_)
+    assert [type(m) for m in model.modules()] == before
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--float8", "rowwise", "--float8-all-gather"],
+     "float8 all-gather needs tensorwise scaling, got 'rowwise'"),
+    (["--float8-skip", "*.w2"], "float8 skip patterns *.w2 need a float8 recipe, got 'none'"),
+    (["--float8", "rowwise", "--no-float8-fast-accum"],
+     "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
+])
+def test_the_trainer_refuses_a_bad_combination_in_one_line_before_starting(flags, message):
+    proc = python(str(FSDP_SRC / "train.py"), *flags)
+    assert proc.returncode == 2
+    assert [line for line in proc.stderr.splitlines() if "error:" in line] == [f"train.py: error: {message}"]
 
 
 # The trainer under a Python where torchao cannot be imported, whether or not this one has it: a None
@@ -71,10 +98,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def test_the_trainer_names_the_missing_package_in_one_line_before_starting():
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_TORCHAO, str(FSDP_SRC), "--float8", "tensorwise",
-                           "--float8-all-gather"], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"},
-                          check=False)
+    proc = python("-c", WITHOUT_TORCHAO, str(FSDP_SRC), "--float8", "tensorwise", "--float8-all-gather")
     assert proc.returncode == 2
     error = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(error) == 1 and "needs the Python package 'torchao'" in error[0], proc.stderr

@@ -71,6 +71,19 @@ def float8_linear_names(model: Transformer, skip: Sequence[str] = ()) -> list[st
     return [fqn for fqn in fits if not any(fnmatchcase(fqn, pattern) for pattern in skip)]
 
 
+def float8_request_error(recipe: str, all_gather: bool, skip: Sequence[str], fast_accum: bool) -> str | None:
+    """Why this combination of float8 options cannot run (one line), or None."""
+    if recipe not in FLOAT8_RECIPES:
+        return f"unknown float8 recipe {recipe!r}: expected one of {FLOAT8_RECIPES}"
+    if all_gather and recipe != "tensorwise":
+        return f"float8 all-gather needs tensorwise scaling, got {recipe!r}"
+    if not fast_accum and recipe != "tensorwise":
+        return f"float8 without fast accumulation is a tensorwise option, got {recipe!r}"
+    if skip and recipe == "none":
+        return f"float8 skip patterns {', '.join(skip)} need a float8 recipe, got 'none'"
+    return None
+
+
 def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequence[str] = (),
                  fast_accum: bool = True) -> Callable[[], None] | None:
     """Swap the block linears for torchao's Float8Linear (dynamic scaling, ``recipe``). With
@@ -78,10 +91,9 @@ def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequen
     run after every optimizer step, computes all their scales in one all-reduce. ``fast_accum=False``
     makes the forward GEMM accumulate as the backward ones do (tensorwise; more precise, slower).
     Returns None when there is nothing to run after the step."""
-    if recipe not in FLOAT8_RECIPES:
-        raise ValueError(f"unknown float8 recipe {recipe!r}: expected one of {FLOAT8_RECIPES}")
-    if all_gather and recipe != "tensorwise":
-        raise ValueError(f"float8 all-gather needs tensorwise scaling, got {recipe!r}")
+    error = float8_request_error(recipe, all_gather, skip, fast_accum)
+    if error:
+        raise ValueError(error)
     if recipe == "none":
         return None
     from torchao.float8 import (

@@ -10,17 +10,23 @@ import socket
 import sys
 
 import torch
-from parallelize import FLOAT8_PACKAGE, parallelize
+from parallelize import FLOAT8_PACKAGE, float8_request_error, parallelize
 
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.runtime import finish, init_distributed
 from dtcase.trainer import TrainSetup, base_parser, compute_dtype, parse_args, train
 
 
+def float8_skip_patterns(args: argparse.Namespace) -> list[str]:
+    return [p.strip() for p in args.float8_skip.split(",") if p.strip()]
+
+
 def check_float8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One `error:` line, before any process group, for a float8 request this node cannot run."""
-    if args.float8_all_gather and args.float8 != "tensorwise":
-        parser.error(f"--float8-all-gather needs --float8 tensorwise, got {args.float8}")
+    error = float8_request_error(args.float8, args.float8_all_gather, float8_skip_patterns(args),
+                                 args.float8_fast_accum)
+    if error:
+        parser.error(error)
     if args.float8 == "none":
         return
     if importlib.util.find_spec(FLOAT8_PACKAGE) is None:
@@ -43,7 +49,7 @@ def main() -> int:
     margs = MODEL_CONFIGS[args.model]
     if args.n_layers:
         margs = dataclasses.replace(margs, n_layers=args.n_layers)
-    float8_skip = [p.strip() for p in args.float8_skip.split(",") if p.strip()]
+    float8_skip = float8_skip_patterns(args)
     if ctx.device.type == "cuda":
         # Build on the meta device, shard, then allocate and initialise only the local shards.
         with torch.device("meta"):
