@@ -5,7 +5,6 @@ this machine lacks (neither is in the collection's venv): it runs on the GPU mac
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -15,17 +14,11 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.testca
     resolve,
 )
 from dtcase.model import MODEL_CONFIGS, Transformer
-from helpers import REPO
+from helpers import REPO, dtcase_python
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
 from parallelize import apply_float8, float8_linear_names  # noqa: E402
-
-
-def python(*argv: str) -> subprocess.CompletedProcess:
-    """The trainer's preflight under this Python, with only the shared package on its path."""
-    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120, check=False,
-                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"})
 
 
 def test_every_block_projection_converts_and_the_output_head_does_not():
@@ -82,7 +75,7 @@ def test_bad_float8_requests_are_refused_before_anything_converts(request_, mess
      "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
 ])
 def test_the_trainer_refuses_a_bad_combination_in_one_line_before_starting(flags, message):
-    proc = python(str(FSDP_SRC / "train.py"), *flags)
+    proc = dtcase_python(str(FSDP_SRC / "train.py"), *flags)
     assert proc.returncode == 2
     assert [line for line in proc.stderr.splitlines() if "error:" in line] == [f"train.py: error: {message}"]
 
@@ -98,7 +91,8 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def test_the_trainer_names_the_missing_package_in_one_line_before_starting():
-    proc = python("-c", WITHOUT_TORCHAO, str(FSDP_SRC), "--float8", "tensorwise", "--float8-all-gather")
+    proc = dtcase_python("-c", WITHOUT_TORCHAO, str(FSDP_SRC), "--float8", "tensorwise",
+                         "--float8-all-gather")
     assert proc.returncode == 2
     error = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(error) == 1 and "needs the Python package 'torchao'" in error[0], proc.stderr

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
 
 from dtcase.model import MODEL_CONFIGS, Transformer
-from helpers import REPO
+from helpers import REPO, dtcase_python
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
@@ -40,24 +39,24 @@ def test_bad_interval_is_refused():
 
 
 def test_the_trainer_refuses_a_bad_interval_before_starting():
-    proc = subprocess.run([sys.executable, str(FSDP_SRC / "train.py"), "--ac-every", "0"],
-                          capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"},
-                          check=False)
+    proc = dtcase_python(str(FSDP_SRC / "train.py"), "--ac-every", "0")
     assert proc.returncode == 2
     assert "error: argument --ac-every: must be >= 1, got 0" in proc.stderr  # the manifest's bound
 
 
 def test_n_layers_trains_the_first_blocks_of_the_named_model(tmp_path):
     """--n-layers 2: the tiny model's width with 2 of its 4 blocks (a wide model's one-GPU proxy)."""
-    proc = subprocess.run([sys.executable, str(FSDP_SRC / "train.py"), "--n-layers", "2", "--steps", "2",
-                           "--dtype", "fp32", "--output-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"},
-                          check=False)
+    proc = dtcase_python(str(FSDP_SRC / "train.py"), "--n-layers", "2", "--steps", "2", "--dtype", "fp32",
+                         "--output-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in (tmp_path / "metrics-rank0.jsonl").read_text().splitlines()]
     start = next(e for e in events if e["event"] == "start")
     assert start["model_args"]["n_layers"] == 2
     assert start["model_args"]["dim"] == MODEL_CONFIGS["tiny"].dim
     assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]
+
+
+def test_more_layers_than_the_model_has_is_refused_before_starting():
+    proc = dtcase_python(str(FSDP_SRC / "train.py"), "--n-layers", "5")
+    assert proc.returncode == 2
+    assert "error: --n-layers 5: tiny has 4 blocks" in proc.stderr

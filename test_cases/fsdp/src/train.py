@@ -42,6 +42,9 @@ def check_float8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 def main() -> int:
     parser = base_parser("Llama-3 pre-training with FSDP2", __file__)
     args = parse_args(parser)
+    depth = MODEL_CONFIGS[args.model].n_layers
+    if args.n_layers > depth:
+        parser.error(f"--n-layers {args.n_layers}: {args.model} has {depth} blocks")
     check_float8(parser, args)
     ctx = init_distributed()
     dtype = compute_dtype(args, ctx.device)
