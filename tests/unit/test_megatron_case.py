@@ -126,3 +126,7 @@ def test_gradient_clipping_uses_the_norm_of_the_whole_tensor_parallel_model(monk
     assert train.clip_grad_norm([shard, norm], 1.0, "tp") == pytest.approx(13.0)
     assert norm.grad.tolist() == pytest.approx([12 / 13])
     assert shard.grad.tolist() == pytest.approx([3 / 13, 0])
+    # grad_clip 0: the norm is still measured, the gradients are left as they are
+    norm.grad, shard.grad = torch.tensor([12.0]), torch.tensor([3.0, 0.0])
+    assert train.clip_grad_norm([shard, norm], 0.0, "tp") == pytest.approx(13.0)
+    assert norm.grad.tolist() == [12.0] and shard.grad.tolist() == [3.0, 0.0]

@@ -81,7 +81,8 @@ def staged_batch(staged, step: int, dp_rank: int, micro: int, dp_size: int, devi
 def clip_grad_norm(params: list, max_norm: float, tp_group) -> float:
     """Clip by the norm of the whole model's gradient: the shards of tensor-parallel weights are summed
     over the tensor-parallel group, replicated weights (norms, biases of row-parallel layers) counted
-    once, so every rank of a group scales by the same factor (torch's clip_grad_norm_ would not)."""
+    once, so every rank of a group scales by the same factor (torch's clip_grad_norm_ would not).
+    ``max_norm`` 0 measures the norm and leaves the gradients alone (no clipping), as in fsdp."""
     import torch
     import torch.distributed as dist
 
@@ -96,9 +97,10 @@ def clip_grad_norm(params: list, max_norm: float, tp_group) -> float:
             replicated += g.float().pow(2).sum()
     dist.all_reduce(sharded, group=tp_group)
     total = (sharded + replicated).sqrt()
-    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for g, _sharded in grads:
-        g.mul_(scale)
+    if max_norm > 0:
+        scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+        for g, _sharded in grads:
+            g.mul_(scale)
     return total.item()
 
 
