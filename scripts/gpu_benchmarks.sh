@@ -204,6 +204,11 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
     direct fsdp8b16_bf16_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, \"float8\": \"none\", \"float8_all_gather\": false}"
     direct fsdp8b16_fp8_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed}"
   done
+  # float8 after a bf16 warm-up (float8_from_step 11; float8 all-gather off, which that needs), seeds 0-2
+  # against the bf16 runs above.
+  for seed in 0 1 2; do
+    direct fsdp8b16_fp8_from11_s$seed 100 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, \"float8_all_gather\": false, \"float8_from_step\": 11}"
+  done
   direct fsdp8b16_fp8_noacc 100 h200-llama3-8b-fp8 "{$p16, \"float8_fast_accum\": false}"
   direct fsdp8b16_fp8_skipw2 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"*.w2\"}"
   direct fsdp8b16_fp8_ends 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"layers.0.*,layers.15.*\"}"

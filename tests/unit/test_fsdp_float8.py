@@ -6,6 +6,7 @@ this machine lacks (neither is in the collection's venv): it runs on the GPU mac
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,7 +19,7 @@ from helpers import REPO, dtcase_python
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
-from parallelize import apply_float8, float8_linear_names  # noqa: E402
+from parallelize import apply_float8, float8_linear_names, switch_on_at  # noqa: E402
 
 
 def test_every_block_projection_converts_and_the_output_head_does_not():
@@ -42,10 +43,34 @@ def test_skip_patterns_keep_exactly_the_matching_linears_in_bf16(skip, kept_in_b
     assert float8_linear_names(model, skip) == [n for n in every if n not in kept_in_bf16]
 
 
+def test_a_bf16_warm_up_switches_every_converted_linear_to_float8_once_at_its_step():
+    float8 = object()
+    linears = [SimpleNamespace(config=float8) for _ in range(3)]
+    bf16 = object()
+    before_step = switch_on_at(linears, 11, bf16)
+    for step in range(1, 11):
+        before_step(step)
+        assert all(m.config is bf16 for m in linears), step
+    before_step(11)
+    assert all(m.config is float8 for m in linears)
+    for m in linears:      # switched once: later steps leave the configuration alone
+        m.config = "untouched"
+    before_step(12)
+    assert all(m.config == "untouched" for m in linears)
+
+
+def test_a_run_resumed_past_the_switch_computes_in_float8_from_its_first_step():
+    linears = [SimpleNamespace(config="float8")]
+    before_step = switch_on_at(linears, 11, "bf16")
+    assert linears[0].config == "bf16"
+    before_step(31)   # resumed at step 30
+    assert linears[0].config == "float8"
+
+
 def test_no_float8_leaves_the_model_alone_and_needs_no_torchao():
     model = Transformer(MODEL_CONFIGS["tiny"], 16)
     before = [type(m) for m in model.modules()]
-    assert apply_float8(model, "none", False) is None
+    assert apply_float8(model, "none", False) == (None, None)
     assert [type(m) for m in model.modules()] == before
 
 
@@ -55,6 +80,8 @@ BAD_REQUESTS = [  # (recipe, all_gather, skip, fast_accum), the one line that re
     (("mxfp8", False, [], True), "unknown float8 recipe 'mxfp8'"),
     (("rowwise", False, [], False), "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
     (("none", False, ["*.w2"], True), "float8 skip patterns \\*.w2 need a float8 recipe, got 'none'"),
+    (("none", False, [], True, 11), "float8 from step 11 needs a float8 recipe, got 'none'"),
+    (("tensorwise", True, [], True, 11), "float8 from step 11 needs float8 all-gather off"),
 ]
 
 
@@ -73,6 +100,8 @@ def test_bad_float8_requests_are_refused_before_anything_converts(request_, mess
     (["--float8-skip", "*.w2"], "float8 skip patterns *.w2 need a float8 recipe, got 'none'"),
     (["--float8", "rowwise", "--no-float8-fast-accum"],
      "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
+    (["--float8", "tensorwise", "--float8-all-gather", "--float8-from-step", "11"],
+     "float8 from step 11 needs float8 all-gather off"),
 ])
 def test_the_trainer_refuses_a_bad_combination_in_one_line_before_starting(flags, message):
     proc = dtcase_python(str(FSDP_SRC / "train.py"), *flags)

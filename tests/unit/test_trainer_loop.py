@@ -28,12 +28,12 @@ def one_rank_group():
     dist.destroy_process_group()
 
 
-def _run(ctx: DistContext, argv: list[str]) -> tuple[int, list[dict]]:
+def _run(ctx: DistContext, argv: list[str], **hooks) -> tuple[int, list[dict]]:
     args = parse_args(base_parser("test", FSDP_ENTRY), argv)
     torch.manual_seed(args.seed)
     model = Transformer(MODEL_CONFIGS[args.model], args.seq_len)
     model.init_weights()
-    code = train(TrainSetup(args=args, ctx=ctx, model=model, base=model, dtype=torch.float32))
+    code = train(TrainSetup(args=args, ctx=ctx, model=model, base=model, dtype=torch.float32, **hooks))
     lines = (Path(args.output_dir) / "metrics-rank0.jsonl").read_text()
     return code, [json.loads(line) for line in lines.splitlines()]
 
@@ -57,6 +57,16 @@ def test_step_events_carry_the_schema_and_consistent_throughput_math(one_rank_gr
         assert s["mfu"] == pytest.approx(s["tflops_per_device"] / start["peak_tflops"], rel=1e-3)
         assert s["peak_mem_gib"] > 0 and s["grad_norm"] > 0
     assert end == end | {"event": "end", "status": "ok", "steps": 5, "steps_run": 5}
+
+
+def test_the_step_hooks_run_around_every_step_in_order(one_rank_group, tmp_path):
+    calls = []
+    code, _ = _run(one_rank_group, [*SMALL, "--steps", "3", "--output-dir", str(tmp_path)],
+                   before_step=lambda step: calls.append(("before", step)),
+                   after_optimizer_step=lambda: calls.append(("after", None)))
+    assert code == 0
+    assert calls == [("before", 1), ("after", None), ("before", 2), ("after", None),
+                     ("before", 3), ("after", None)]
 
 
 def test_a_non_finite_loss_is_logged_and_ends_the_run_non_zero(one_rank_group, tmp_path):

@@ -113,6 +113,7 @@ class TrainSetup:
     base: Transformer               # the unwrapped module, for counts and config
     dtype: torch.dtype
     forward_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    before_step: Callable[[int], None] | None = None          # e.g. float8 switched on after warm-up
     after_optimizer_step: Callable[[], None] | None = None    # e.g. float8 scale precomputation
     facts: dict = field(default_factory=dict)   # case-specific start-event fields
 
@@ -163,6 +164,8 @@ def train(setup: TrainSetup) -> int:
         for group in optimizer.param_groups:
             group["lr"] = lr
         profiler.before(step)
+        if setup.before_step is not None:
+            setup.before_step(step)
         inputs, labels = (t.to(ctx.device, non_blocking=True) for t in data.batch_at(position))
         position += data.per_step
         with setup.forward_context():

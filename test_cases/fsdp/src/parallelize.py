@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
+from typing import NamedTuple
 
 import torch
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
@@ -71,7 +72,14 @@ def float8_linear_names(model: Transformer, skip: Sequence[str] = ()) -> list[st
     return [fqn for fqn in fits if not any(fnmatchcase(fqn, pattern) for pattern in skip)]
 
 
-def float8_request_error(recipe: str, all_gather: bool, skip: Sequence[str], fast_accum: bool) -> str | None:
+class StepHooks(NamedTuple):
+    """What the training loop runs around each step for float8 (either may be None)."""
+    before_step: Callable[[int], None] | None = None   # given the step about to run
+    after_optimizer_step: Callable[[], None] | None = None
+
+
+def float8_request_error(recipe: str, all_gather: bool, skip: Sequence[str], fast_accum: bool,
+                         from_step: int = 1) -> str | None:
     """Why this combination of float8 options cannot run (one line), or None."""
     if recipe not in FLOAT8_RECIPES:
         return f"unknown float8 recipe {recipe!r}: expected one of {FLOAT8_RECIPES}"
@@ -81,21 +89,53 @@ def float8_request_error(recipe: str, all_gather: bool, skip: Sequence[str], fas
         return f"float8 without fast accumulation is a tensorwise option, got {recipe!r}"
     if skip and recipe == "none":
         return f"float8 skip patterns {', '.join(skip)} need a float8 recipe, got 'none'"
+    if from_step > 1 and recipe == "none":
+        return f"float8 from step {from_step} needs a float8 recipe, got 'none'"
+    if from_step > 1 and all_gather:
+        # The bf16 steps need bf16 weights, and float8 all-gather hands every step float8 ones.
+        return f"float8 from step {from_step} needs float8 all-gather off"
     return None
 
 
+def _bf16_config():
+    """A Float8Linear configuration that casts nothing: the linears compute in bf16."""
+    from torchao.float8.config import CastConfig, Float8LinearConfig, ScalingType
+
+    off = CastConfig(scaling_type=ScalingType.DISABLED)
+    return Float8LinearConfig(cast_config_input=off, cast_config_weight=off, cast_config_grad_output=off)
+
+
+def switch_on_at(modules: list[torch.nn.Module], from_step: int, bf16) -> Callable[[int], None]:
+    """Run ``modules`` with the ``bf16`` configuration until ``from_step``, then with their own (float8)
+    one; a run resumed past ``from_step`` switches at its first step. The compiled blocks see a new
+    configuration object at the switch and recompile once."""
+    configs = [m.config for m in modules]
+    for m in modules:
+        m.config = bf16
+    switched = False
+
+    def before_step(step: int) -> None:
+        nonlocal switched
+        if not switched and step >= from_step:
+            for m, config in zip(modules, configs, strict=True):
+                m.config = config
+            switched = True
+
+    return before_step
+
+
 def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequence[str] = (),
-                 fast_accum: bool = True) -> Callable[[], None] | None:
+                 fast_accum: bool = True, from_step: int = 1) -> StepHooks:
     """Swap the block linears for torchao's Float8Linear (dynamic scaling, ``recipe``). With
-    ``all_gather`` (tensorwise only) FSDP2 all-gathers the weights in float8, and the returned hook,
-    run after every optimizer step, computes all their scales in one all-reduce. ``fast_accum=False``
-    makes the forward GEMM accumulate as the backward ones do (tensorwise; more precise, slower).
-    Returns None when there is nothing to run after the step."""
-    error = float8_request_error(recipe, all_gather, skip, fast_accum)
+    ``all_gather`` (tensorwise only) FSDP2 all-gathers the weights in float8, and the hook run after
+    every optimizer step computes all their scales in one all-reduce. ``fast_accum=False`` makes the
+    forward GEMM accumulate as the backward ones do (tensorwise). ``from_step`` > 1: the steps before
+    it compute in bf16 (a bf16 warm-up), switched by the hook run before each step."""
+    error = float8_request_error(recipe, all_gather, skip, fast_accum, from_step)
     if error:
         raise ValueError(error)
     if recipe == "none":
-        return None
+        return StepHooks()
     from torchao.float8 import (
         Float8LinearConfig,
         convert_to_float8_training,
@@ -112,9 +152,10 @@ def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequen
         torch._inductor.config.emulate_precision_casts = True
     chosen = set(float8_linear_names(model, skip))
     convert_to_float8_training(model, config=config, module_filter_fn=lambda _mod, fqn: fqn in chosen)
-    if not all_gather:
-        return None
-    return lambda: precompute_float8_dynamic_scale_for_fsdp(model)
+    converted = [m for fqn, m in model.named_modules() if fqn in chosen]
+    before = switch_on_at(converted, from_step, _bf16_config()) if from_step > 1 else None
+    after = (lambda: precompute_float8_dynamic_scale_for_fsdp(model)) if all_gather else None
+    return StepHooks(before_step=before, after_optimizer_step=after)
 
 
 def apply_compile(model: Transformer) -> None:
@@ -145,11 +186,11 @@ def apply_fsdp(model: Transformer, device_type: str, world_size: int, param_dtyp
 def parallelize(model: Transformer, *, ac: str, compile_blocks: bool, device_type: str, world_size: int,
                 param_dtype: torch.dtype, ac_every: int = 1, float8: str = "none",
                 float8_all_gather: bool = False, float8_skip: Sequence[str] = (),
-                float8_fast_accum: bool = True, reshard: bool = True) -> Callable[[], None] | None:
-    """Returns what must run after every optimizer step (float8 scale precomputation), or None."""
-    after_step = apply_float8(model, float8, float8_all_gather, float8_skip, float8_fast_accum)
+                float8_fast_accum: bool = True, float8_from_step: int = 1, reshard: bool = True) -> StepHooks:
+    """Returns what the training loop must run around each step (float8's), possibly nothing."""
+    hooks = apply_float8(model, float8, float8_all_gather, float8_skip, float8_fast_accum, float8_from_step)
     apply_ac(model, ac, ac_every)
     if compile_blocks:
         apply_compile(model)
     apply_fsdp(model, device_type, world_size, param_dtype, reshard)
-    return after_step
+    return hooks

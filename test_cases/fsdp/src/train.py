@@ -24,7 +24,7 @@ def float8_skip_patterns(args: argparse.Namespace) -> list[str]:
 def check_float8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One `error:` line, before any process group, for a float8 request this node cannot run."""
     error = float8_request_error(args.float8, args.float8_all_gather, float8_skip_patterns(args),
-                                 args.float8_fast_accum)
+                                 args.float8_fast_accum, args.float8_from_step)
     if error:
         parser.error(error)
     if args.float8 == "none":
@@ -57,26 +57,26 @@ def main() -> int:
         # Build on the meta device, shard, then allocate and initialise only the local shards.
         with torch.device("meta"):
             model = Transformer(margs, args.seq_len)
-        after_step = parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cuda",
-                                 world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every,
-                                 float8=args.float8, float8_all_gather=args.float8_all_gather,
-                                 float8_skip=float8_skip, float8_fast_accum=args.float8_fast_accum,
-                                 reshard=args.reshard_after_forward)
+        hooks = parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cuda",
+                            world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every,
+                            float8=args.float8, float8_all_gather=args.float8_all_gather,
+                            float8_skip=float8_skip, float8_fast_accum=args.float8_fast_accum,
+                            float8_from_step=args.float8_from_step, reshard=args.reshard_after_forward)
         model.to_empty(device=ctx.device)
         model.init_weights()
     else:
         # CPU: initialise the full model identically on every rank, then shard it.
         model = Transformer(margs, args.seq_len)
         model.init_weights()
-        after_step = parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cpu",
-                                 world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every,
-                                 reshard=args.reshard_after_forward)
+        hooks = parallelize(model, ac=args.ac, compile_blocks=args.compile, device_type="cpu",
+                            world_size=ctx.world_size, param_dtype=dtype, ac_every=args.ac_every,
+                            reshard=args.reshard_after_forward)
     return train(TrainSetup(args=args, ctx=ctx, model=model, base=model, dtype=dtype,
-                            after_optimizer_step=after_step,
+                            before_step=hooks.before_step, after_optimizer_step=hooks.after_optimizer_step,
                             facts={"parallelism": "fsdp2", "ac": args.ac, "ac_every": args.ac_every,
                                    "float8": args.float8, "float8_all_gather": args.float8_all_gather,
-                                   "float8_skip": float8_skip,
-                                   "float8_fast_accum": args.float8_fast_accum,
+                                   "float8_skip": float8_skip, "float8_fast_accum": args.float8_fast_accum,
+                                   "float8_from_step": args.float8_from_step,
                                    "reshard_after_forward": args.reshard_after_forward}))
 
 
