@@ -1,14 +1,18 @@
-"""fsdp's float8 plumbing: which linears convert, the refusals, the trainer's one-line preflight and the
-manifest's preset. The conversion itself needs torchao and a GPU of compute capability >= 8.9, which
-this machine lacks (neither is in the collection's venv): it runs on the GPU machine only
+"""fsdp's float8 plumbing: which linears convert, the refusals, the trainer's one-line preflight, the
+manifest's preset, and the conversion with its bf16 warm-up through torchao's float8 emulation on CPU
+(torchao's own option for machines without float8 tensor cores). Real float8 GEMMs need a GPU of
+compute capability >= 8.9, which this machine lacks: they run on the GPU machine
 (docs/performance.md, "float8")."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+import torch
+import torchao.float8
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
     load_manifest,
@@ -65,6 +69,40 @@ def test_a_run_resumed_past_the_switch_computes_in_float8_from_its_first_step():
     assert linears[0].config == "bf16"
     before_step(31)   # resumed at step 30
     assert linears[0].config == "float8"
+
+
+@dataclass(frozen=True)
+class EmulatedConfig(torchao.float8.Float8LinearConfig):
+    """torchao's configuration with its CPU emulation of float8 GEMMs on by default."""
+    emulate: bool = True
+
+
+def test_apply_float8_runs_bf16_until_its_step_then_float8_and_leaves_skipped_linears_alone(monkeypatch):
+    monkeypatch.setattr(torchao.float8, "Float8LinearConfig", EmulatedConfig)
+    torch.manual_seed(0)
+    plain = Transformer(MODEL_CONFIGS["tiny"], 16)
+    plain.init_weights()
+    model = Transformer(MODEL_CONFIGS["tiny"], 16)
+    model.load_state_dict(plain.state_dict())
+    hooks = apply_float8(model, "tensorwise", False, ["*.w2"], True, from_step=3)
+    assert hooks.after_optimizer_step is None   # scales are precomputed only for float8 all-gather
+    kinds = {name: type(m).__name__ for name, m in model.named_modules() if name.startswith("layers.0.")}
+    assert kinds["layers.0.feed_forward.w2"] == "Linear" and kinds["layers.0.attention.wq"] == "Float8Linear"
+    tokens = torch.randint(0, 512, (2, 16))
+    expected = plain(tokens)
+    expected.sum().backward()
+    for step in (1, 2):   # the warm-up: bit for bit the plain model, forward and backward
+        hooks.before_step(step)
+        out = model(tokens)
+        assert torch.equal(out, expected), step
+        model.zero_grad()
+        out.sum().backward()
+        wq, plain_wq = model.layers["0"].attention.wq, plain.layers["0"].attention.wq
+        assert torch.equal(wq.weight.grad, plain_wq.weight.grad)
+    hooks.before_step(3)  # float8 from here: close to the plain model, not equal
+    out = model(tokens)
+    assert not torch.equal(out, expected)
+    assert torch.allclose(out, expected, rtol=0.1, atol=0.1)
 
 
 def test_no_float8_leaves_the_model_alone_and_needs_no_torchao():
