@@ -49,7 +49,7 @@ def test_skip_patterns_keep_exactly_the_matching_linears_in_bf16(skip, kept_in_b
 
 def test_a_bf16_warm_up_switches_every_converted_linear_to_float8_once_at_its_step():
     float8 = object()
-    linears = [SimpleNamespace(config=float8) for _ in range(3)]
+    linears = [SimpleNamespace(config=float8), SimpleNamespace(config=float8), SimpleNamespace(config=float8)]
     bf16 = object()
     before_step = switch_on_at(linears, 11, bf16)
     for step in range(1, 11):

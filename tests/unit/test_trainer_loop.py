@@ -61,9 +61,9 @@ def test_step_events_carry_the_schema_and_consistent_throughput_math(one_rank_gr
 
 def test_the_step_hooks_run_around_every_step_in_order(one_rank_group, tmp_path):
     calls = []
-    code, _ = _run(one_rank_group, [*SMALL, "--steps", "3", "--output-dir", str(tmp_path)],
-                   before_step=lambda step: calls.append(("before", step)),
-                   after_optimizer_step=lambda: calls.append(("after", None)))
+    code, _events = _run(one_rank_group, [*SMALL, "--steps", "3", "--output-dir", str(tmp_path)],
+                         before_step=lambda step: calls.append(("before", step)),
+                         after_optimizer_step=lambda: calls.append(("after", None)))
     assert code == 0
     assert calls == [("before", 1), ("after", None), ("before", 2), ("after", None),
                      ("before", 3), ("after", None)]
