@@ -185,7 +185,8 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   # The same questions where only one GPU is lent (llama3-1b at seq 8192, compiled, no AC): float8
   # tensorwise against rowwise against bf16, and what logging every step costs.
   one='"model": "llama3-1b", "seq_len": 8192, "local_batch_size": 1, "steps": 40, "warmup_steps": 10, "ac": "none", "compile": true, "reshard_after_forward": false'
-  direct fsdp1b_bf16_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"none\", \"float8_all_gather\": false, \"log_every\": 10}"
+  bf16='"float8": "none", "float8_all_gather": false'   # the float8 preset's settings without float8
+  direct fsdp1b_bf16_l10 80 h200-llama3-8b-fp8 "{$one, $bf16, \"log_every\": 10}"
   direct fsdp1b_fp8_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 10}"
   direct fsdp1b_fp8_rowwise_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"rowwise\", \"float8_all_gather\": false, \"log_every\": 10}"
   direct fsdp1b_fp8_l1 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 1}"
@@ -193,15 +194,15 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   # 16 blocks (8B's 32 blocks and their AdamW state do not fit one GPU), 100 steps logged every step;
   # bf16 against the preset's float8 and against what might track bf16 more closely.
   p16='"n_layers": 16, "steps": 100, "log_every": 1'
-  direct fsdp8b16_bf16 110 h200-llama3-8b-fp8 "{$p16, \"float8\": \"none\", \"float8_all_gather\": false}"
+  direct fsdp8b16_bf16 110 h200-llama3-8b-fp8 "{$p16, $bf16}"
   direct fsdp8b16_fp8 100 h200-llama3-8b-fp8 "{$p16}"
   # Two bf16 runs that differ only in kernels (eager; flash attention instead of cuDNN's): how far
   # apart the same training drifts when nothing but rounding changes, the yardstick for float8.
-  direct fsdp8b16_bf16_eager 90 h200-llama3-8b-fp8 "{$p16, \"float8\": \"none\", \"float8_all_gather\": false, \"compile\": false}"
-  direct fsdp8b16_bf16_flash 100 h200-llama3-8b-fp8 "{$p16, \"float8\": \"none\", \"float8_all_gather\": false, \"sdpa_backend\": \"flash\"}"
+  direct fsdp8b16_bf16_eager 90 h200-llama3-8b-fp8 "{$p16, $bf16, \"compile\": false}"
+  direct fsdp8b16_bf16_flash 100 h200-llama3-8b-fp8 "{$p16, $bf16, \"sdpa_backend\": \"flash\"}"
   # The same pair on two more seeds: is float8's difference from bf16 a bias (one sign) or drift?
   for seed in 1 2; do
-    direct fsdp8b16_bf16_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, \"float8\": \"none\", \"float8_all_gather\": false}"
+    direct fsdp8b16_bf16_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, $bf16}"
     direct fsdp8b16_fp8_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed}"
   done
   # float8 after a bf16 warm-up (float8_from_step 11; float8 all-gather off, which that needs), seeds 0-2

@@ -7,7 +7,6 @@ import importlib.util
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,14 +19,6 @@ def load_module(path: Path, name: str | None = None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def dtcase_python(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """This Python with only the trainers' shared package (test_cases/common) on its path: a trainer's
-    one-line preflight refusals, or a short CPU run."""
-    env = {"PYTHONPATH": str(REPO / "test_cases" / "common"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env=env,
-                          check=False)
 
 
 def ansible_env(**extra: str) -> dict[str, str]:

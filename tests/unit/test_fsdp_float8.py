@@ -19,11 +19,14 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.testca
     resolve,
 )
 from dtcase.model import MODEL_CONFIGS, Transformer
-from helpers import REPO, dtcase_python
+from dtcase.trainer import base_parser, parse_args
+from helpers import REPO, load_module
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
 from parallelize import apply_float8, float8_linear_names, switch_on_at  # noqa: E402
+
+fsdp_train = load_module(FSDP_SRC / "train.py", "fsdp_train")
 
 
 def test_every_block_projection_converts_and_the_output_head_does_not():
@@ -132,6 +135,18 @@ def test_bad_float8_requests_are_refused_before_anything_converts(request_, mess
     assert [type(m) for m in model.modules()] == before
 
 
+def trainer_refusal(capsys, *flags: str) -> list[str]:
+    """The fsdp trainer's preflight (parse_args, then check_request), run in this process: the
+    `error:` lines it printed as it exited 2. Nothing else in the trainer has run by then."""
+    parser = base_parser("fsdp", str(FSDP_SRC / "train.py"))
+    parser.prog = "train.py"
+    with pytest.raises(SystemExit) as stopped:
+        args = parse_args(parser, [*flags, "--output-dir", "unused"])
+        fsdp_train.check_request(parser, args, fsdp_train.float8_skip_patterns(args))
+    assert stopped.value.code == 2
+    return [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+
+
 @pytest.mark.parametrize(("flags", "message"), [
     (["--float8", "rowwise", "--float8-all-gather"],
      "float8 all-gather needs tensorwise scaling, got 'rowwise'"),
@@ -140,29 +155,18 @@ def test_bad_float8_requests_are_refused_before_anything_converts(request_, mess
      "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
     (["--float8", "tensorwise", "--float8-all-gather", "--float8-from-step", "11"],
      "float8 from step 11 needs float8 all-gather off"),
+    (["--n-layers", "5"], "--n-layers 5: tiny has 4 blocks"),
 ])
-def test_the_trainer_refuses_a_bad_combination_in_one_line_before_starting(flags, message):
-    proc = dtcase_python(str(FSDP_SRC / "train.py"), *flags)
-    assert proc.returncode == 2
-    assert [line for line in proc.stderr.splitlines() if "error:" in line] == [f"train.py: error: {message}"]
+def test_the_trainer_refuses_a_bad_request_in_one_line_before_starting(capsys, flags, message):
+    assert trainer_refusal(capsys, *flags) == [f"train.py: error: {message}"]
 
 
-# The trainer under a Python where torchao cannot be imported, whether or not this one has it: a None
-# entry in sys.modules is how Python marks a module as not importable (find_spec answers None).
-WITHOUT_TORCHAO = """import runpy, sys
-sys.modules["torchao"] = None
-sys.path.insert(0, sys.argv[1])
-sys.argv = [sys.argv[1] + "/train.py", *sys.argv[2:]]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
-def test_the_trainer_names_the_missing_package_in_one_line_before_starting():
-    proc = dtcase_python("-c", WITHOUT_TORCHAO, str(FSDP_SRC), "--float8", "tensorwise",
-                         "--float8-all-gather")
-    assert proc.returncode == 2
-    error = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(error) == 1 and "needs the Python package 'torchao'" in error[0], proc.stderr
+def test_the_trainer_names_the_missing_package_in_one_line_before_starting(capsys, monkeypatch):
+    # A None entry in sys.modules is how Python marks a module as not importable (find_spec answers
+    # None), whether or not this Python has torchao.
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    error = trainer_refusal(capsys, "--float8", "tensorwise", "--float8-all-gather")
+    assert len(error) == 1 and "needs the Python package 'torchao'" in error[0], error
     assert sys.executable in error[0]
 
 

@@ -21,10 +21,13 @@ def float8_skip_patterns(args: argparse.Namespace) -> list[str]:
     return [p.strip() for p in args.float8_skip.split(",") if p.strip()]
 
 
-def check_float8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """One `error:` line, before any process group, for a float8 request this node cannot run."""
-    error = float8_request_error(args.float8, args.float8_all_gather, float8_skip_patterns(args),
-                                 args.float8_fast_accum, args.float8_from_step)
+def check_request(parser: argparse.ArgumentParser, args: argparse.Namespace, float8_skip: list[str]) -> None:
+    """One `error:` line, before any process group, for a model or float8 request this node cannot run."""
+    depth = MODEL_CONFIGS[args.model].n_layers
+    if args.n_layers > depth:
+        parser.error(f"--n-layers {args.n_layers}: {args.model} has {depth} blocks")
+    error = float8_request_error(args.float8, args.float8_all_gather, float8_skip, args.float8_fast_accum,
+                                 args.float8_from_step)
     if error:
         parser.error(error)
     if args.float8 == "none":
@@ -42,17 +45,14 @@ def check_float8(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 def main() -> int:
     parser = base_parser("Llama-3 pre-training with FSDP2", __file__)
     args = parse_args(parser)
-    depth = MODEL_CONFIGS[args.model].n_layers
-    if args.n_layers > depth:
-        parser.error(f"--n-layers {args.n_layers}: {args.model} has {depth} blocks")
-    check_float8(parser, args)
+    float8_skip = float8_skip_patterns(args)
+    check_request(parser, args, float8_skip)
     ctx = init_distributed()
     dtype = compute_dtype(args, ctx.device)
     torch.manual_seed(args.seed)
     margs = MODEL_CONFIGS[args.model]
     if args.n_layers:
         margs = dataclasses.replace(margs, n_layers=args.n_layers)
-    float8_skip = float8_skip_patterns(args)
     if ctx.device.type == "cuda":
         # Build on the meta device, shard, then allocate and initialise only the local shards.
         with torch.device("meta"):
