@@ -24,7 +24,12 @@ from helpers import REPO, load_module
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
-from parallelize import apply_float8, float8_linear_names, switch_on_at  # noqa: E402
+from parallelize import (  # noqa: E402
+    apply_float8,
+    float8_linear_names,
+    float8_request_error,
+    switch_on_at,
+)
 
 fsdp_train = load_module(FSDP_SRC / "train.py", "fsdp_train")
 
@@ -170,12 +175,17 @@ def test_the_trainer_names_the_missing_package_in_one_line_before_starting(capsy
     assert sys.executable in error[0]
 
 
-def test_the_manifest_preset_asks_for_tensorwise_float8_with_float8_all_gather():
+def test_the_manifest_preset_asks_for_tensorwise_float8_after_a_bf16_warm_up():
     manifest = load_manifest(str(REPO / "test_cases"), "fsdp")
     plan = resolve(manifest, preset="h200-llama3-8b-fp8", hosts=["gpu1"], target="all")
-    assert plan["params"]["float8"] == "tensorwise" and plan["params"]["float8_all_gather"] is True
+    params = plan["params"]
+    assert params["float8"] == "tensorwise" and params["float8_from_step"] == 10
+    assert params["float8_from_step"] <= params["warmup_steps"]  # the recompile stays out of steps 11-40
     args = plan["args"]
-    assert args[args.index("--float8") + 1] == "tensorwise" and "--float8-all-gather" in args
+    assert args[args.index("--float8") + 1] == "tensorwise" and "--no-float8-all-gather" in args
+    assert args[args.index("--float8-from-step") + 1] == "10"
+    assert float8_request_error(params["float8"], params["float8_all_gather"], [], params["float8_fast_accum"],
+                                params["float8_from_step"]) is None
     assert plan["params"]["model"] == "llama3-8b" and plan["accelerator"] == "cuda"
     bf16 = resolve(manifest, preset="h100-llama3-8b", hosts=["gpu1"], target="all")
     args = bf16["args"]
