@@ -145,7 +145,7 @@ if [ "$only" != "  " ]; then
   fp8=(playbooks/run_fsdp.yml -e preset=h200-llama3-8b-fp8)
   run fsdp8b_fp8 90 "${fp8[@]}" -e '{"params": {"steps": 33, "torch_profiler": true}}'
   run fsdp8b_fp8_rowwise 90 "${fp8[@]}" -e '{"params": {"steps": 30, "float8": "rowwise",
-    "float8_all_gather": false}}'
+    "float8_all_gather": false, "float8_from_step": 1}}'
   run fsdp8b_fp8_100 150 "${fp8[@]}" -e '{"params": {"steps": 100, "log_every": 1}}'
   run fsdp8b_bf16_100 160 "${fsdp8b[@]}" -e '{"params": {"steps": 100, "log_every": 1}}'
   # What a save costs training (by name): llama3-1b, saves at steps 10 and 20, synchronous, then
@@ -181,21 +181,23 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   direct fsdp8b_fp8_l10 110 h200-llama3-8b-fp8 '{"steps": 50, "log_every": 10}'
   direct fsdp8b_bf16_l10 120 h100-llama3-8b '{"steps": 50, "log_every": 10}'
   direct fsdp8b_fp8_l1 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 1}'
-  direct fsdp8b_fp8_rowwise_l10 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 10, "float8": "rowwise", "float8_all_gather": false}'
+  direct fsdp8b_fp8_rowwise_l10 100 h200-llama3-8b-fp8 '{"steps": 40, "log_every": 10, "float8": "rowwise", "float8_all_gather": false, "float8_from_step": 1}'
   # The same questions where only one GPU is lent (llama3-1b at seq 8192, compiled, no AC): float8
   # tensorwise against rowwise against bf16, and what logging every step costs.
   one='"model": "llama3-1b", "seq_len": 8192, "local_batch_size": 1, "steps": 40, "warmup_steps": 10, "ac": "none", "compile": true, "reshard_after_forward": false'
-  bf16='"float8": "none", "float8_all_gather": false'   # the float8 preset's settings without float8
+  from1='"float8_from_step": 1'                        # float8 from the first step (no bf16 warm-up)
+  early="$from1, \"float8_all_gather\": true"           # the fp8 preset's recipe until 2026-12-01
+  bf16="\"float8\": \"none\", \"float8_all_gather\": false, $from1"   # the float8 preset's settings without float8
   direct fsdp1b_bf16_l10 80 h200-llama3-8b-fp8 "{$one, $bf16, \"log_every\": 10}"
-  direct fsdp1b_fp8_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 10}"
-  direct fsdp1b_fp8_rowwise_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"rowwise\", \"float8_all_gather\": false, \"log_every\": 10}"
-  direct fsdp1b_fp8_l1 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, \"log_every\": 1}"
+  direct fsdp1b_fp8_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, $from1, \"log_every\": 10}"
+  direct fsdp1b_fp8_rowwise_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"rowwise\", \"float8_all_gather\": false, $from1, \"log_every\": 10}"
+  direct fsdp1b_fp8_l1 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, $from1, \"log_every\": 1}"
   # float8 loss parity where only one GPU is lent: the 8B preset's width and settings with its first
   # 16 blocks (8B's 32 blocks and their AdamW state do not fit one GPU), 100 steps logged every step;
-  # bf16 against the preset's float8 and against what might track bf16 more closely.
+  # bf16 against float8 from the first step (the preset's earlier recipe) and what might track bf16 closer.
   p16='"n_layers": 16, "steps": 100, "log_every": 1'
   direct fsdp8b16_bf16 110 h200-llama3-8b-fp8 "{$p16, $bf16}"
-  direct fsdp8b16_fp8 100 h200-llama3-8b-fp8 "{$p16}"
+  direct fsdp8b16_fp8 100 h200-llama3-8b-fp8 "{$p16, $early}"
   # Two bf16 runs that differ only in kernels (eager; flash attention instead of cuDNN's): how far
   # apart the same training drifts when nothing but rounding changes, the yardstick for float8.
   direct fsdp8b16_bf16_eager 90 h200-llama3-8b-fp8 "{$p16, $bf16, \"compile\": false}"
@@ -203,22 +205,24 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   # The same pair on two more seeds: is float8's difference from bf16 a bias (one sign) or drift?
   for seed in 1 2; do
     direct fsdp8b16_bf16_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, $bf16}"
-    direct fsdp8b16_fp8_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed}"
+    direct fsdp8b16_fp8_s$seed 90 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, $early}"
   done
   # float8 after a bf16 warm-up (float8_from_step 11; float8 all-gather off, which that needs), seeds 0-2
   # against the bf16 runs above.
   for seed in 0 1 2; do
     direct fsdp8b16_fp8_from11_s$seed 100 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, \"float8_all_gather\": false, \"float8_from_step\": 11}"
   done
-  # The warm-up the fp8 preset would use (switch at step 10, inside the learning-rate warm-up, so that
-  # the recompile stays out of the 11-40 window), and the preset's own recipe in the same call, 40 steps.
-  direct fsdp8b16_fp8_from10 100 h200-llama3-8b-fp8 "{$p16, \"float8_all_gather\": false, \"float8_from_step\": 10}"
-  direct fsdp8b16_fp8_40 60 h200-llama3-8b-fp8 "{\"n_layers\": 16, \"steps\": 40, \"log_every\": 1}"
-  direct fsdp8b16_fp8_noacc 100 h200-llama3-8b-fp8 "{$p16, \"float8_fast_accum\": false}"
-  direct fsdp8b16_fp8_skipw2 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"*.w2\"}"
-  direct fsdp8b16_fp8_ends 100 h200-llama3-8b-fp8 "{$p16, \"float8_skip\": \"layers.0.*,layers.15.*\"}"
-  direct fsdp8b16_fp8_rowwise 100 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise\", \"float8_all_gather\": false}"
-  direct fsdp8b16_fp8_gwhp 110 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise_with_gw_hp\", \"float8_all_gather\": false}"
+  # The warm-up the fp8 preset uses (switch at step 10, the last step of the learning-rate warm-up,
+  # so that the recompile stays out of the 11-40 window), and its earlier recipe for 40 steps.
+  for seed in 0 1 2; do
+    direct fsdp8b16_fp8_from10_s$seed 100 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, \"float8_all_gather\": false, \"float8_from_step\": 10}"
+  done
+  direct fsdp8b16_fp8_40 60 h200-llama3-8b-fp8 "{\"n_layers\": 16, \"steps\": 40, \"log_every\": 1, $early}"
+  direct fsdp8b16_fp8_noacc 100 h200-llama3-8b-fp8 "{$p16, $early, \"float8_fast_accum\": false}"
+  direct fsdp8b16_fp8_skipw2 100 h200-llama3-8b-fp8 "{$p16, $early, \"float8_skip\": \"*.w2\"}"
+  direct fsdp8b16_fp8_ends 100 h200-llama3-8b-fp8 "{$p16, $early, \"float8_skip\": \"layers.0.*,layers.15.*\"}"
+  direct fsdp8b16_fp8_rowwise 100 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise\", \"float8_all_gather\": false, $from1}"
+  direct fsdp8b16_fp8_gwhp 110 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise_with_gw_hp\", \"float8_all_gather\": false, $from1}"
   ckd='{"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
   direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr
   direct ckpt_thread_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"thread\"}" --checkpoint-dir /var/tmp/ckpt_thread_tr
