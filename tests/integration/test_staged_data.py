@@ -80,6 +80,8 @@ def test_fsdp_trains_on_staged_shards_and_refuses_a_truncated_one(local_cluster,
     refused = {node: f"{node}: exited 1: {expected}" for node in ("node1", "node2")}
     stopped = {"node1": "node1: stopped: node2 failed", "node2": "node2: stopped: node1 failed"}
     lines = failed["failures"][:2]
-    assert [line in (refused[node], stopped[node]) for node, line in zip(("node1", "node2"), lines)] == [True, True], lines
+    assert len(lines) == 2, failed["failures"]
+    for node, line in zip(("node1", "node2"), lines, strict=True):
+        assert line in (refused[node], stopped[node]), lines
     assert set(lines) & set(refused.values()), lines
     assert failed["status"] == "failed" and failed["ranks_reported"] == [] and failed["steps"] == 0

@@ -184,8 +184,9 @@ def test_the_manifest_preset_asks_for_tensorwise_float8_after_a_bf16_warm_up():
     args = plan["args"]
     assert args[args.index("--float8") + 1] == "tensorwise" and "--no-float8-all-gather" in args
     assert args[args.index("--float8-from-step") + 1] == "10"
-    assert float8_request_error(params["float8"], params["float8_all_gather"], [], params["float8_fast_accum"],
-                                params["float8_from_step"]) is None
+    refusal = float8_request_error(params["float8"], params["float8_all_gather"], [],
+                                   params["float8_fast_accum"], params["float8_from_step"])
+    assert refusal is None
     assert plan["params"]["model"] == "llama3-8b" and plan["accelerator"] == "cuda"
     bf16 = resolve(manifest, preset="h100-llama3-8b", hosts=["gpu1"], target="all")
     args = bf16["args"]
