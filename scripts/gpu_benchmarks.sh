@@ -192,6 +192,22 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   direct fsdp1b_fp8_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, $from1, \"log_every\": 10}"
   direct fsdp1b_fp8_rowwise_l10 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"rowwise\", \"float8_all_gather\": false, $from1, \"log_every\": 10}"
   direct fsdp1b_fp8_l1 80 h200-llama3-8b-fp8 "{$one, \"float8\": \"tensorwise\", \"float8_all_gather\": false, $from1, \"log_every\": 1}"
+  # The 2-GPU 8B presets' memory where only one GPU is lent: it plays rank 0 of two ranks whose
+  # collectives move nothing (DTCASE_FAKE_WORLD_SIZE, dtcase/runtime.py), for peak memory only (no
+  # communication; the loss means nothing). The bf16 preset and the fp8 preset's earlier recipe were
+  # measured on two real GPUs (98.6 and 104.7 GiB), and the bf16 preset on four (68.4): the yardsticks.
+  fake() {  # fake RANKS NAME MIN_SECONDS PRESET PARAMS_JSON
+    local ranks=$1
+    shift
+    DTCASE_FAKE_WORLD_SIZE=$ranks GPUS=1 direct "$@"
+  }
+  fake 2 fsdp8b_bf16_fake2 100 h100-llama3-8b '{"steps": 30, "log_every": 10}'
+  fake 2 fsdp8b_fp8_early_fake2 100 h200-llama3-8b-fp8 "{\"steps\": 30, \"log_every\": 10, $early}"
+  fake 2 fsdp8b_fp8_fake2 100 h200-llama3-8b-fp8 '{"steps": 30, "log_every": 10}'
+  fake 4 fsdp8b_bf16_fake4 90 h100-llama3-8b '{"steps": 30, "log_every": 10}'
+  # Every step's time, 50 steps: where the two float8 recipes' compute differs.
+  fake 2 fsdp8b_fp8_early_fake2_l1 100 h200-llama3-8b-fp8 "{\"steps\": 50, \"log_every\": 1, $early}"
+  fake 2 fsdp8b_fp8_fake2_l1 100 h200-llama3-8b-fp8 '{"steps": 50, "log_every": 1}'
   # float8 loss parity where only one GPU is lent: the 8B preset's width and settings with its first
   # 16 blocks (8B's 32 blocks and their AdamW state do not fit one GPU), 100 steps logged every step;
   # bf16 against float8 from the first step (the preset's earlier recipe) and what might track bf16 closer.

@@ -17,10 +17,36 @@ class DistContext:
     world_size: int
     local_rank: int
     device: torch.device
+    fake_collectives: bool = False  # rank 0 of a simulated world (FAKE_WORLD_SIZE_ENV)
+
+
+# Memory planning for a GPU count one does not have: with DTCASE_FAKE_WORLD_SIZE=N the one process
+# plays rank 0 of N ranks whose collectives return at once without moving data (torch's "fake"
+# backend). Its shards, gathered buffers and activations are those of rank 0 of a real N-GPU job, so
+# its peak memory is; its loss is not (gathered weights hold whatever the buffers held), nor is its
+# step time (no communication). Reports must never read it as a training run: the start event says so.
+FAKE_WORLD_SIZE_ENV = "DTCASE_FAKE_WORLD_SIZE"
+
+
+def fake_world_size() -> int:
+    """N from DTCASE_FAKE_WORLD_SIZE (0: unset); a value that is not an integer >= 2, or a job of more
+    than one process, is one `error:` line and exit 2, before any process group."""
+    raw = os.environ.get(FAKE_WORLD_SIZE_ENV, "")
+    procs = os.environ.get("WORLD_SIZE", "1")
+    problem = None
+    if raw and (not raw.isdigit() or int(raw) < 2):
+        problem = f"expected an integer of at least 2 (the ranks to simulate), got {raw!r}"
+    elif raw and procs != "1":
+        problem = f"one process plays rank 0 of the simulated world: start one, not {procs}"
+    if problem:
+        print(f"{os.path.basename(sys.argv[0])}: error: {FAKE_WORLD_SIZE_ENV}: {problem}", file=sys.stderr)
+        sys.exit(2)
+    return int(raw) if raw else 0
 
 
 def init_distributed() -> DistContext:
     """Join the process group described by torchrun's environment (a 1-process group without it)."""
+    simulated = fake_world_size()
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29599")
     os.environ.setdefault("RANK", "0")
@@ -30,9 +56,15 @@ def init_distributed() -> DistContext:
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=device)
     else:
         device = torch.device("cpu")
+    if simulated:
+        # A local store: nothing to rendezvous with.
+        dist.init_process_group("fake", store=dist.HashStore(), rank=0, world_size=simulated)
+        return DistContext(0, simulated, local_rank, device, fake_collectives=True)
+    if device.type == "cuda":
+        dist.init_process_group("nccl", device_id=device)
+    else:
         dist.init_process_group("gloo")
     return DistContext(rank, world_size, local_rank, device)
 
