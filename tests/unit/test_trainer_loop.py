@@ -5,6 +5,7 @@ Multi-rank FSDP2/DDP runs are in test_trainer_distributed.py (subprocesses).
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch.distributed as dist
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.runtime import DistContext
 from dtcase.torch_profiler import PROFILED_STEPS, family
-from dtcase.trainer import EXIT_NON_FINITE, TrainSetup, base_parser, parse_args, train
+from dtcase.trainer import EXIT_NON_FINITE, GC_EVERY, TrainSetup, base_parser, parse_args, train
 
 FSDP_ENTRY = str(Path(__file__).resolve().parents[2] / "test_cases" / "fsdp" / "src" / "train.py")
 SMALL = ["--seq-len", "16", "--local-batch-size", "2", "--warmup-steps", "0"]
@@ -67,6 +68,28 @@ def test_the_step_hooks_run_around_every_step_in_order(one_rank_group, tmp_path)
     assert code == 0
     assert calls == [("before", 1), ("after", None), ("before", 2), ("after", None),
                      ("before", 3), ("after", None)]
+
+
+def test_garbage_is_collected_on_the_loops_schedule_only(one_rank_group, tmp_path):
+    """No automatic collection inside the loop (it would pause this rank alone): generation 1 after
+    every GC_EVERY-th step, and the collector is on again afterwards."""
+    seen = []
+
+    def on_collect(phase, info):
+        if phase == "start":
+            seen.append(("gc", info["generation"]))
+
+    gc.callbacks.append(on_collect)
+    try:
+        code, _events = _run(one_rank_group, [*SMALL, "--steps", str(2 * GC_EVERY + 3),
+                                              "--output-dir", str(tmp_path)],
+                             before_step=lambda step: seen.append(("step", step)))
+    finally:
+        gc.callbacks.remove(on_collect)
+    assert code == 0 and gc.isenabled()
+    in_loop = seen[seen.index(("step", 1)):]
+    assert [e for e in in_loop if e[0] == "gc"] == [("gc", 1), ("gc", 1)]
+    assert in_loop.index(("gc", 1)) == in_loop.index(("step", GC_EVERY)) + 1
 
 
 def test_a_non_finite_loss_is_logged_and_ends_the_run_non_zero(one_rank_group, tmp_path):
