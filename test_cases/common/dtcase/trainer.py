@@ -108,27 +108,9 @@ def _report_complete(metrics: MetricsWriter, done: tuple[int, float] | None, at_
                       at_step=at_step)
 
 
-def _save(setup: TrainSetup, optimizer: torch.optim.Optimizer, saver: checkpoint.AsyncSaver | None,
-          metrics: MetricsWriter, step: int, position: int) -> None:
-    """Save a checkpoint at ``step`` and report how long training stood still for it (for an
-    asynchronous save, waiting for the previous one plus the copy to host memory)."""
-    args, model = setup.args, setup.model
-    if saver is not None:
-        t0 = time.perf_counter()
-        _report_complete(metrics, saver.wait(), step)  # one save in flight at most
-        if setup.ctx.device.type == "cuda":
-            torch.cuda.synchronize(setup.ctx.device)  # the optimizer's writes land before the copy
-        path, _unused = saver.save(args.checkpoint_dir, step, model, optimizer, samples=position)
-        seconds = time.perf_counter() - t0
-    else:
-        path, seconds = checkpoint.save(args.checkpoint_dir, step, model, optimizer, samples=position)
-    metrics.write("checkpoint", step=step, action="save", seconds=round(seconds, 3), path=str(path),
-                  mode=args.async_checkpoint if saver is not None else "sync")
-
-
 @contextlib.contextmanager
 def scheduled_gc():
-    """Automatic collection off for the loop (the loop collects on its schedule), restored after."""
+    """Automatic collection off for the run (the loop collects on its schedule), restored after."""
     was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
@@ -156,6 +138,11 @@ class TrainSetup:
 
 def train(setup: TrainSetup) -> int:
     """Run the loop; returns the process exit code (0 ok, EXIT_NON_FINITE on a non-finite loss)."""
+    with scheduled_gc():
+        return _train(setup)
+
+
+def _train(setup: TrainSetup) -> int:
     args, ctx, model = setup.args, setup.ctx, setup.model
     margs = setup.base.args
     wall0 = time.perf_counter()
@@ -196,61 +183,71 @@ def train(setup: TrainSetup) -> int:
     tokens_per_step = args.local_batch_size * args.seq_len
     status, code, last = "ok", 0, done
     t_last, since_log = time.perf_counter(), 0
-    with scheduled_gc():
-        for step in range(done + 1, args.steps + 1):
-            lr = lr_at(step, peak_lr=args.lr, warmup_steps=args.warmup_steps, total_steps=args.steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            profiler.before(step)
-            if setup.before_step is not None:
-                setup.before_step(step)
-            inputs, labels = (t.to(ctx.device, non_blocking=True) for t in data.batch_at(position))
-            position += data.per_step
-            with setup.forward_context():
-                logits = model(inputs)
-            loss = loss_fn(logits, labels)
-            del logits
-            loss.backward()
-            grad_norm = _grad_norm(model, args.grad_clip)
-            optimizer.step()
-            if setup.after_optimizer_step is not None:
-                setup.after_optimizer_step()
-            optimizer.zero_grad(set_to_none=True)
-            profiler.after(step)
-            since_log, last = since_log + 1, step
-            if step % GC_EVERY == 0:
-                gc.collect(1)
+    for step in range(done + 1, args.steps + 1):
+        lr = lr_at(step, peak_lr=args.lr, warmup_steps=args.warmup_steps, total_steps=args.steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        profiler.before(step)
+        if setup.before_step is not None:
+            setup.before_step(step)
+        inputs, labels = (t.to(ctx.device, non_blocking=True) for t in data.batch_at(position))
+        position += data.per_step
+        with setup.forward_context():
+            logits = model(inputs)
+        loss = loss_fn(logits, labels)
+        del logits
+        loss.backward()
+        grad_norm = _grad_norm(model, args.grad_clip)
+        optimizer.step()
+        if setup.after_optimizer_step is not None:
+            setup.after_optimizer_step()
+        optimizer.zero_grad(set_to_none=True)
+        profiler.after(step)
+        since_log, last = since_log + 1, step
+        if step % GC_EVERY == 0:
+            gc.collect(1)
 
-            if step % args.log_every == 0 or step == args.steps:
-                global_loss = global_mean(loss, ctx.world_size)  # also a sync point for the timing below
-                if ctx.device.type == "cuda":
-                    torch.cuda.synchronize(ctx.device)
-                now = time.perf_counter()
-                step_time = (now - t_last) / since_log
-                t_last, since_log = now, 0
-                tps = tokens_per_step / step_time
-                tflops = tps * fpt / 1e12
-                reserved = peak_reserved_gib(ctx.device)
-                metrics.write("step", step=step, loss=global_loss, local_loss=loss.item(), lr=lr,
-                              step_time_s=round(step_time, 6), tokens_per_s_per_device=round(tps, 2),
-                              tflops_per_device=tflops, mfu=mfu(tflops, peak),
-                              peak_mem_gib=round(peak_mem_gib(ctx.device), 4), grad_norm=grad_norm.item(),
-                              **({"peak_reserved_gib": round(reserved, 4)} if reserved is not None else {}),
-                              **({"profiled": True} if profiler.profiled(step) else {}))
-                # Simulated ranks compute on weights no collective filled: their loss means nothing.
-                if not math.isfinite(global_loss) and not ctx.fake_collectives:
-                    status, code = "non_finite_loss", EXIT_NON_FINITE
-                    break
-            if saver is not None:
-                _report_complete(metrics, saver.poll(), step)
-                if step == done + 1:  # the optimizer state exists now: size the host copy once
-                    seconds = saver.prepare(model, optimizer)
-                    metrics.write("checkpoint", step=step, action="prepare", seconds=round(seconds, 3))
-                    t_last, since_log = time.perf_counter(), 0
-            if args.checkpoint_every and step % args.checkpoint_every == 0:
-                _save(setup, optimizer, saver, metrics, step, position)
-                # Checkpoint time is reported on its own, not as step time.
+        if step % args.log_every == 0 or step == args.steps:
+            global_loss = global_mean(loss, ctx.world_size)  # also a sync point for the timing below
+            if ctx.device.type == "cuda":
+                torch.cuda.synchronize(ctx.device)
+            now = time.perf_counter()
+            step_time = (now - t_last) / since_log
+            t_last, since_log = now, 0
+            tps = tokens_per_step / step_time
+            tflops = tps * fpt / 1e12
+            reserved = peak_reserved_gib(ctx.device)
+            metrics.write("step", step=step, loss=global_loss, local_loss=loss.item(), lr=lr,
+                          step_time_s=round(step_time, 6), tokens_per_s_per_device=round(tps, 2),
+                          tflops_per_device=tflops, mfu=mfu(tflops, peak),
+                          peak_mem_gib=round(peak_mem_gib(ctx.device), 4), grad_norm=grad_norm.item(),
+                          **({"peak_reserved_gib": round(reserved, 4)} if reserved is not None else {}),
+                          **({"profiled": True} if profiler.profiled(step) else {}))
+            # Simulated ranks compute on weights no collective filled: their loss means nothing.
+            if not math.isfinite(global_loss) and not ctx.fake_collectives:
+                status, code = "non_finite_loss", EXIT_NON_FINITE
+                break
+        if saver is not None:
+            _report_complete(metrics, saver.poll(), step)
+            if step == done + 1:  # the optimizer state exists now: size the host copy once
+                seconds = saver.prepare(model, optimizer)
+                metrics.write("checkpoint", step=step, action="prepare", seconds=round(seconds, 3))
                 t_last, since_log = time.perf_counter(), 0
+        if args.checkpoint_every and step % args.checkpoint_every == 0:
+            if saver is not None:
+                t0 = time.perf_counter()
+                _report_complete(metrics, saver.wait(), step)  # one save in flight at most
+                if ctx.device.type == "cuda":
+                    torch.cuda.synchronize(ctx.device)  # the optimizer's writes land before the copy
+                path, _unused = saver.save(args.checkpoint_dir, step, model, optimizer, samples=position)
+                seconds = time.perf_counter() - t0
+            else:
+                path, seconds = checkpoint.save(args.checkpoint_dir, step, model, optimizer, samples=position)
+            # seconds: how long training stood still (for an asynchronous save, the copy to host memory).
+            metrics.write("checkpoint", step=step, action="save", seconds=round(seconds, 3), path=str(path),
+                          mode=args.async_checkpoint if saver is not None else "sync")
+            # Checkpoint time is reported on its own, not as step time.
+            t_last, since_log = time.perf_counter(), 0
 
     if saver is not None:  # the last save must be on disk (and marked) before the process exits
         _report_complete(metrics, saver.close(), last)
