@@ -205,6 +205,10 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   fake 2 fsdp8b_fp8_early_fake2 100 h200-llama3-8b-fp8 "{\"steps\": 30, \"log_every\": 10, $early}"
   fake 2 fsdp8b_fp8_fake2 100 h200-llama3-8b-fp8 '{"steps": 30, "log_every": 10}'
   fake 4 fsdp8b_bf16_fake4 90 h100-llama3-8b '{"steps": 30, "log_every": 10}'
+  # The preset before 2026-12-02: its bf16 warm-up without the float8 all-gather after it.
+  bf16ag='"float8_all_gather": false'
+  fake 2 fsdp8b_fp8_bf16ag_fake2 100 h200-llama3-8b-fp8 "{\"steps\": 30, \"log_every\": 10, $bf16ag}"
+  fake 2 fsdp8b_fp8_bf16ag_fake2_l1 100 h200-llama3-8b-fp8 "{\"steps\": 50, \"log_every\": 1, $bf16ag}"
   # Every step's time, 50 steps: where the two float8 recipes' compute differs.
   fake 2 fsdp8b_fp8_early_fake2_l1 100 h200-llama3-8b-fp8 "{\"steps\": 50, \"log_every\": 1, $early}"
   fake 2 fsdp8b_fp8_fake2_l1 100 h200-llama3-8b-fp8 '{"steps": 50, "log_every": 1}'
@@ -233,6 +237,18 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   for seed in 0 1 2; do
     direct fsdp8b16_fp8_from10_s$seed 100 h200-llama3-8b-fp8 "{$p16, \"seed\": $seed, \"float8_all_gather\": false, \"float8_from_step\": 10}"
   done
+  # The same parity on the full 8B model where only one GPU is lent: one rank (so one sequence a
+  # step, half the 2-GPU global batch) with every block recomputed in backward ("ac": "full") and the
+  # gathered weights freed after forward, so that all 32 blocks' fp32 weights, gradients and AdamW
+  # state (120 GiB) fit one H200. The preset's recipe, and without its float8 all-gather, against
+  # their bf16 twin.
+  w1='"steps": 100, "log_every": 1, "ac": "full", "reshard_after_forward": true'
+  direct fsdp8b_bf16_w1 200 h200-llama3-8b-fp8 "{$w1, $bf16}"
+  direct fsdp8b_fp8_w1 180 h200-llama3-8b-fp8 "{$w1}"
+  direct fsdp8b_fp8_bf16ag_w1 180 h200-llama3-8b-fp8 "{$w1, $bf16ag}"
+  # ... and with float8 all-gather from the switch (the preset since 2026-12-02): the same float8
+  # numbers, cast from the fp32 shards instead of the gathered bf16 weights.
+  direct fsdp8b16_fp8_from10_ag_s0 100 h200-llama3-8b-fp8 "{$p16, \"float8_all_gather\": true, \"float8_from_step\": 10}"
   direct fsdp8b16_fp8_40 60 h200-llama3-8b-fp8 "{\"n_layers\": 16, \"steps\": 40, \"log_every\": 1, $early}"
   direct fsdp8b16_fp8_noacc 100 h200-llama3-8b-fp8 "{$p16, $early, \"float8_fast_accum\": false}"
   direct fsdp8b16_fp8_skipw2 100 h200-llama3-8b-fp8 "{$p16, $early, \"float8_skip\": \"*.w2\"}"

@@ -1,13 +1,13 @@
 """fsdp's float8 plumbing: which linears convert, the refusals, the trainer's one-line preflight, the
-manifest's preset, and the conversion with its bf16 warm-up through torchao's float8 emulation on CPU
-(torchao's own option for machines without float8 tensor cores). Real float8 GEMMs need a GPU of
-compute capability >= 8.9, which this machine lacks: they run on the GPU machine
-(docs/performance.md, "float8")."""
+manifest's preset, and the conversion with its bf16 warm-up and the float8 all-gather that follows it
+(two gloo ranks) through torchao's float8 emulation on CPU (torchao's own option for machines without
+float8 tensor cores). Real float8 GEMMs need a GPU of compute capability >= 8.9, which this machine
+lacks: they run on the GPU machine (docs/performance.md, "float8")."""
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -20,10 +20,11 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.testca
 )
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.trainer import base_parser, parse_args
-from helpers import REPO, load_module
+from helpers import REPO, free_port, load_module, run_local_processes
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
+from float8_gather_ranks import EmulatedConfig  # noqa: E402  (its ranks' float8 emulation)
 from parallelize import (  # noqa: E402
     apply_float8,
     float8_linear_names,
@@ -79,12 +80,6 @@ def test_a_run_resumed_past_the_switch_computes_in_float8_from_its_first_step():
     assert linears[0].config == "float8"
 
 
-@dataclass(frozen=True)
-class EmulatedConfig(torchao.float8.Float8LinearConfig):
-    """torchao's configuration with its CPU emulation of float8 GEMMs on by default."""
-    emulate: bool = True
-
-
 def test_apply_float8_runs_bf16_until_its_step_then_float8_and_leaves_skipped_linears_alone(monkeypatch):
     monkeypatch.setattr(torchao.float8, "Float8LinearConfig", EmulatedConfig)
     torch.manual_seed(0)
@@ -113,6 +108,32 @@ def test_apply_float8_runs_bf16_until_its_step_then_float8_and_leaves_skipped_li
     assert torch.allclose(out, expected, rtol=0.1, atol=0.1)
 
 
+def test_float8_all_gather_starts_at_the_switch_computes_what_casting_does_and_resumes(tmp_path):
+    """Two gloo ranks (tests/unit/float8_gather_ranks.py): the same FSDP2 model with float8 from
+    step 3, its weights gathered as they are and cast in the linears (``cast``) or, from the switch,
+    gathered in float8 (``gather``); and ``gather`` resumed from its checkpoint of step 4."""
+    port = str(free_port())
+    cmd = [sys.executable, str(REPO / "tests" / "unit" / "float8_gather_ranks.py"), str(tmp_path)]
+    codes, logs = run_local_processes(cmd, [
+        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank), "LOCAL_RANK": str(rank),
+         "WORLD_SIZE": "2", "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
+         "PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{FSDP_SRC}"} for rank in range(2)])
+    assert codes == [0, 0], "\n".join(logs)[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    plain, cast, gather, resumed = (report[k] for k in ("plain", "cast", "gather", "resumed"))
+    # FSDP2 hands the linear float8 weights from the switch on, and only with float8 all-gather.
+    assert gather["seen"] == ["plain", "plain", "float8", "float8", "float8"]
+    assert cast["seen"] == plain["seen"] == ["plain"] * 5
+    # The bf16 warm-up is the plain model's training, bit for bit; float8 then moves the loss.
+    assert gather["losses"][:2] == cast["losses"][:2] == plain["losses"][:2]
+    assert all(g != p for g, p in zip(gather["losses"][2:], plain["losses"][2:], strict=True))
+    # Gathering float8 casts what casting after the gather casts, with the same scale: same losses.
+    assert gather["losses"] == cast["losses"]
+    # Resumed past the switch (from step 4), the run gathers float8 at once and continues the same.
+    assert resumed["from"] == 4 and resumed["seen"] == ["float8"]
+    assert resumed["losses"] == gather["losses"][4:]
+
+
 def test_no_float8_leaves_the_model_alone_and_needs_no_torchao():
     model = Transformer(MODEL_CONFIGS["tiny"], 16)
     before = [type(m) for m in model.modules()]
@@ -127,7 +148,6 @@ BAD_REQUESTS = [  # (recipe, all_gather, skip, fast_accum), the one line that re
     (("rowwise", False, [], False), "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
     (("none", False, ["*.w2"], True), "float8 skip patterns \\*.w2 need a float8 recipe, got 'none'"),
     (("none", False, [], True, 11), "float8 from step 11 needs a float8 recipe, got 'none'"),
-    (("tensorwise", True, [], True, 11), "float8 from step 11 needs float8 all-gather off"),
 ]
 
 
@@ -158,8 +178,6 @@ def trainer_refusal(capsys, *flags: str) -> list[str]:
     (["--float8-skip", "*.w2"], "float8 skip patterns *.w2 need a float8 recipe, got 'none'"),
     (["--float8", "rowwise", "--no-float8-fast-accum"],
      "float8 without fast accumulation is a tensorwise option, got 'rowwise'"),
-    (["--float8", "tensorwise", "--float8-all-gather", "--float8-from-step", "11"],
-     "float8 from step 11 needs float8 all-gather off"),
     (["--n-layers", "5"], "--n-layers 5: tiny has 4 blocks"),
 ])
 def test_the_trainer_refuses_a_bad_request_in_one_line_before_starting(capsys, flags, message):
@@ -175,14 +193,14 @@ def test_the_trainer_names_the_missing_package_in_one_line_before_starting(capsy
     assert sys.executable in error[0]
 
 
-def test_the_manifest_preset_asks_for_tensorwise_float8_after_a_bf16_warm_up():
+def test_the_manifest_preset_asks_for_tensorwise_float8_gathered_in_float8_after_a_bf16_warm_up():
     manifest = load_manifest(str(REPO / "test_cases"), "fsdp")
     plan = resolve(manifest, preset="h200-llama3-8b-fp8", hosts=["gpu1"], target="all")
     params = plan["params"]
     assert params["float8"] == "tensorwise" and params["float8_from_step"] == 10
     assert params["float8_from_step"] <= params["warmup_steps"]  # the recompile stays out of steps 11-40
     args = plan["args"]
-    assert args[args.index("--float8") + 1] == "tensorwise" and "--no-float8-all-gather" in args
+    assert args[args.index("--float8") + 1] == "tensorwise" and "--float8-all-gather" in args
     assert args[args.index("--float8-from-step") + 1] == "10"
     refusal = float8_request_error(params["float8"], params["float8_all_gather"], [],
                                    params["float8_fast_accum"], params["float8_from_step"])

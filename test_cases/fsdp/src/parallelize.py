@@ -91,9 +91,6 @@ def float8_request_error(recipe: str, all_gather: bool, skip: Sequence[str], fas
         return f"float8 skip patterns {', '.join(skip)} need a float8 recipe, got 'none'"
     if from_step > 1 and recipe == "none":
         return f"float8 from step {from_step} needs a float8 recipe, got 'none'"
-    if from_step > 1 and all_gather:
-        # The bf16 steps need bf16 weights, and float8 all-gather hands every step float8 ones.
-        return f"float8 from step {from_step} needs float8 all-gather off"
     return None
 
 
@@ -105,10 +102,11 @@ def _bf16_config():
     return Float8LinearConfig(cast_config_input=off, cast_config_weight=off, cast_config_grad_output=off)
 
 
-def switch_on_at(modules: list[torch.nn.Module], from_step: int, bf16) -> Callable[[int], None]:
+def switch_on_at(modules: list[torch.nn.Module], from_step: int, bf16,
+                 then: Callable[[], None] | None = None) -> Callable[[int], None]:
     """Run ``modules`` with the ``bf16`` configuration until ``from_step``, then with their own (float8)
-    one; a run resumed past ``from_step`` switches at its first step. The compiled blocks see a new
-    configuration object at the switch and recompile once."""
+    one, and call ``then`` once, after switching; a run resumed past ``from_step`` switches at its
+    first step. The compiled blocks see a new configuration object at the switch and recompile once."""
     configs = [m.config for m in modules]
     for m in modules:
         m.config = bf16
@@ -119,9 +117,42 @@ def switch_on_at(modules: list[torch.nn.Module], from_step: int, bf16) -> Callab
         if not switched and step >= from_step:
             for m, config in zip(modules, configs, strict=True):
                 m.config = config
+            if then is not None:
+                then()
             switched = True
 
     return before_step
+
+
+def gather_in_float8(model: torch.nn.Module, linears: list[torch.nn.Module]) -> None:
+    """From the next all-gather on, FSDP2 gathers these Float8Linears' weights in float8, as torchao's
+    ``enable_fsdp_float8_all_gather`` makes it do from the start: each weight's shard becomes torchao's
+    float8-casting tensor, and FSDP2 forgets the bf16 buffers and gathered parameter it built at its
+    first all-gather (it keeps them for the whole run and has no public way to renew them: the
+    private attributes below are torch 2.11's and 2.13's), so that the next one builds float8 ones.
+    Call between steps, when every weight is sharded; all their scales then take one all-reduce."""
+    from torch.distributed.fsdp import FSDPModule
+    from torch.distributed.fsdp._fully_shard._fsdp_param import ExtensionsData
+    from torchao.float8 import precompute_float8_dynamic_scale_for_fsdp
+    from torchao.float8.fsdp_utils import WeightWithDynamicFloat8CastTensor
+
+    chosen = {id(m) for m in linears}
+    groups = [m._get_fsdp_state()._fsdp_param_group for m in model.modules() if isinstance(m, FSDPModule)]
+    for param in (p for group in groups if group is not None for p in group.fsdp_params):
+        linear = param._module_info.module
+        if id(linear) not in chosen or param._module_info.param_name != "weight":
+            continue
+        sharded = param.sharded_param
+        sharded._local_tensor = WeightWithDynamicFloat8CastTensor(
+            sharded._local_tensor, linear.linear_mm_config, linear.config.cast_config_weight.target_dtype)
+        # As fully_shard leaves a weight that torchao wrapped before it (its lazy init checks this).
+        param._sharded_param_data = sharded._local_tensor.view(-1)
+        param._extensions_data = ExtensionsData()
+        param.all_gather_outputs = []
+        param._unsharded_inner_tensors = []
+        if hasattr(param, "_unsharded_param"):
+            del param._unsharded_param
+    precompute_float8_dynamic_scale_for_fsdp(model)
 
 
 def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequence[str] = (),
@@ -130,7 +161,8 @@ def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequen
     ``all_gather`` (tensorwise only) FSDP2 all-gathers the weights in float8, and the hook run after
     every optimizer step computes all their scales in one all-reduce. ``fast_accum=False`` makes the
     forward GEMM accumulate as the backward ones do (tensorwise). ``from_step`` > 1: the steps before
-    it compute in bf16 (a bf16 warm-up), switched by the hook run before each step."""
+    it compute in bf16 and gather bf16 weights (a bf16 warm-up), switched by the hook run before each
+    step (with ``all_gather``, the switch also turns the float8 all-gather on)."""
     error = float8_request_error(recipe, all_gather, skip, fast_accum, from_step)
     if error:
         raise ValueError(error)
@@ -144,7 +176,8 @@ def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequen
     from torchao.float8.config import Float8GemmConfig
 
     if recipe == "tensorwise":
-        config = Float8LinearConfig(enable_fsdp_float8_all_gather=all_gather,
+        # After a bf16 warm-up, the switch (gather_in_float8) turns the float8 all-gather on.
+        config = Float8LinearConfig(enable_fsdp_float8_all_gather=all_gather and from_step == 1,
                                     gemm_config_output=Float8GemmConfig(use_fast_accum=fast_accum))
     else:
         config = Float8LinearConfig.from_recipe_name(recipe)
@@ -153,7 +186,9 @@ def apply_float8(model: Transformer, recipe: str, all_gather: bool, skip: Sequen
     chosen = set(float8_linear_names(model, skip))
     convert_to_float8_training(model, config=config, module_filter_fn=lambda _mod, fqn: fqn in chosen)
     converted = [m for fqn, m in model.named_modules() if fqn in chosen]
-    before = switch_on_at(converted, from_step, _bf16_config()) if from_step > 1 else None
+    gather = (lambda: gather_in_float8(model, converted)) if all_gather else None
+    before = switch_on_at(converted, from_step, _bf16_config(), then=gather) if from_step > 1 else None
+    # Until a bf16 warm-up's switch no weight is gathered in float8: this finds none to scale.
     after = (lambda: precompute_float8_dynamic_scale_for_fsdp(model)) if all_gather else None
     return StepHooks(before_step=before, after_optimizer_step=after)
 
