@@ -255,6 +255,11 @@ print(f"== {sys.argv[1]}: first step {first:.1f} s after launch, "
   direct fsdp8b16_fp8_ends 100 h200-llama3-8b-fp8 "{$p16, $early, \"float8_skip\": \"layers.0.*,layers.15.*\"}"
   direct fsdp8b16_fp8_rowwise 100 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise\", \"float8_all_gather\": false, $from1}"
   direct fsdp8b16_fp8_gwhp 110 h200-llama3-8b-fp8 "{$p16, \"float8\": \"rowwise_with_gw_hp\", \"float8_all_gather\": false, $from1}"
+  # A checkpoint past the float8 switch (step 4, float8 all-gather from there as the preset), then the
+  # same run resumed from it: steps 9-12 again, float8-gathered from the resumed run's first step.
+  ck8='"model": "llama3-1b", "seq_len": 8192, "local_batch_size": 1, "steps": 12, "warmup_steps": 4, "float8_from_step": 4, "checkpoint_every": 8, "log_every": 1'
+  direct fsdp1b_fp8_ckpt 70 h200-llama3-8b-fp8 "{$ck8}" --checkpoint-dir /var/tmp/fsdp1b_fp8_ckpt
+  direct fsdp1b_fp8_resumed 60 h200-llama3-8b-fp8 "{$ck8, \"resume\": true}" --checkpoint-dir /var/tmp/fsdp1b_fp8_ckpt
   ckd='{"compile": false, "warmup_steps": 2, "steps": 25, "checkpoint_every": 10'
   direct ckpt_process_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"process\"}" --checkpoint-dir /var/tmp/ckpt_process_tr
   direct ckpt_thread_tr 40 llama3-1b "$ckd, \"async_checkpoint\": \"thread\"}" --checkpoint-dir /var/tmp/ckpt_thread_tr
