@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.distributed as dist
 import torchao.float8
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
@@ -24,11 +25,14 @@ from helpers import REPO, free_port, load_module, run_local_processes
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
+import parallelize as parallelize_module  # noqa: E402
 from float8_gather_ranks import EmulatedConfig  # noqa: E402  (its ranks' float8 emulation)
 from parallelize import (  # noqa: E402
     apply_float8,
+    float8_gather_switch_error,
     float8_linear_names,
     float8_request_error,
+    parallelize,
     switch_on_at,
 )
 
@@ -132,6 +136,36 @@ def test_float8_all_gather_starts_at_the_switch_computes_what_casting_does_and_r
     # Resumed past the switch (from step 4), the run gathers float8 at once and continues the same.
     assert resumed["from"] == 4 and resumed["seen"] == ["float8"]
     assert resumed["losses"] == gather["losses"][4:]
+
+
+@pytest.fixture
+def one_rank_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_a_torch_whose_fsdp2_keeps_other_state_is_refused_before_the_first_step(one_rank_group, monkeypatch):
+    """The switch renews FSDP2 state that torch keeps privately: a torch that keeps it otherwise must
+    stop the run as it is set up, in one line, not at its switch (step 10 of the preset)."""
+    monkeypatch.setattr(torchao.float8, "Float8LinearConfig", EmulatedConfig)
+    setup = {"ac": "none", "compile_blocks": False, "device_type": "cpu", "world_size": 1,
+             "param_dtype": torch.float32, "float8": "tensorwise", "float8_all_gather": True}
+    model = Transformer(MODEL_CONFIGS["tiny"], 16)
+    parallelize(model, **setup, float8_from_step=3)
+    assert float8_gather_switch_error(model) is None
+    # A torch whose FSDP2 parameters lack one piece of that state (here: one more name asked for).
+    asked = (*parallelize_module.FSDP_PARAM_STATE, "_renamed")
+    monkeypatch.setattr(parallelize_module, "FSDP_PARAM_STATE", asked)
+    expected = ("float8 all-gather after a bf16 warm-up needs FSDP2's per-parameter state as torch "
+                f"2.11-2.13 keep it; torch {torch.__version__} differs (_renamed): use float8_from_step 1 "
+                "or float8_all_gather false")
+    assert float8_gather_switch_error(model) == expected
+    with pytest.raises(RuntimeError) as refused:
+        parallelize(Transformer(MODEL_CONFIGS["tiny"], 16), **setup, float8_from_step=3)
+    assert str(refused.value) == expected
+    # float8 all-gather from the first step is torchao's own path: nothing of FSDP2's is renewed.
+    parallelize(Transformer(MODEL_CONFIGS["tiny"], 16), **setup, float8_from_step=1)
 
 
 def test_no_float8_leaves_the_model_alone_and_needs_no_torchao():

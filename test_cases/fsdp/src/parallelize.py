@@ -124,21 +124,49 @@ def switch_on_at(modules: list[torch.nn.Module], from_step: int, bf16,
     return before_step
 
 
+# The FSDP2 state gather_in_float8 renews: private, as torch 2.11 and 2.13 keep it per parameter.
+FSDP_PARAM_STATE = ("sharded_param", "_module_info", "_sharded_param_data", "all_gather_outputs",
+                    "_unsharded_inner_tensors")
+
+
+def _fsdp_params(model: torch.nn.Module) -> list:
+    """FSDP2's record of every sharded parameter of the model."""
+    from torch.distributed.fsdp import FSDPModule
+
+    groups = [m._get_fsdp_state()._fsdp_param_group for m in model.modules() if isinstance(m, FSDPModule)]
+    return [param for group in groups if group is not None for param in group.fsdp_params]
+
+
+def float8_gather_switch_error(model: torch.nn.Module) -> str | None:
+    """Why this torch's FSDP2 could not turn float8 all-gather on after a bf16 warm-up (one line), or
+    None: asked before the first step, so that such a run stops there and not at its switch."""
+    try:
+        from torch.distributed.fsdp._fully_shard._fsdp_param import ExtensionsData  # noqa: F401
+
+        params = _fsdp_params(model)
+        missing = sorted({name for p in params for name in FSDP_PARAM_STATE if not hasattr(p, name)})
+    except (ImportError, AttributeError) as exc:
+        params, missing = [], [str(exc)]
+    if params and not missing:
+        return None
+    return (f"float8 all-gather after a bf16 warm-up needs FSDP2's per-parameter state as torch 2.11-2.13 "
+            f"keep it; torch {torch.__version__} differs ({', '.join(missing) or 'no FSDP2 parameters'}): "
+            "use float8_from_step 1 or float8_all_gather false")
+
+
 def gather_in_float8(model: torch.nn.Module, linears: list[torch.nn.Module]) -> None:
     """From the next all-gather on, FSDP2 gathers these Float8Linears' weights in float8, as torchao's
     ``enable_fsdp_float8_all_gather`` makes it do from the start: each weight's shard becomes torchao's
     float8-casting tensor, and FSDP2 forgets the bf16 buffers and gathered parameter it built at its
-    first all-gather (it keeps them for the whole run and has no public way to renew them: the
-    private attributes below are torch 2.11's and 2.13's), so that the next one builds float8 ones.
-    Call between steps, when every weight is sharded; all their scales then take one all-reduce."""
-    from torch.distributed.fsdp import FSDPModule
+    first all-gather (it keeps them for the whole run and has no public way to renew them:
+    ``FSDP_PARAM_STATE``), so that the next one builds float8 ones. Call between steps, when every
+    weight is sharded; all their scales then take one all-reduce."""
     from torch.distributed.fsdp._fully_shard._fsdp_param import ExtensionsData
     from torchao.float8 import precompute_float8_dynamic_scale_for_fsdp
     from torchao.float8.fsdp_utils import WeightWithDynamicFloat8CastTensor
 
     chosen = {id(m) for m in linears}
-    groups = [m._get_fsdp_state()._fsdp_param_group for m in model.modules() if isinstance(m, FSDPModule)]
-    for param in (p for group in groups if group is not None for p in group.fsdp_params):
+    for param in _fsdp_params(model):
         linear = param._module_info.module
         if id(linear) not in chosen or param._module_info.param_name != "weight":
             continue
@@ -228,4 +256,6 @@ def parallelize(model: Transformer, *, ac: str, compile_blocks: bool, device_typ
     if compile_blocks:
         apply_compile(model)
     apply_fsdp(model, device_type, world_size, param_dtype, reshard)
+    if float8_all_gather and float8_from_step > 1 and (error := float8_gather_switch_error(model)):
+        raise RuntimeError(error)
     return hooks
