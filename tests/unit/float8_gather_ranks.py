@@ -19,7 +19,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 import torchao.float8
-from parallelize import StepHooks, apply_float8, apply_fsdp
+from float8 import StepHooks, apply_float8
+from parallelize import apply_fsdp
 from torchao.float8.float8_training_tensor import Float8TrainingTensor
 
 from dtcase import checkpoint

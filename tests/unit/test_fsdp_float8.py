@@ -25,16 +25,16 @@ from helpers import REPO, free_port, load_module, run_local_processes
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
-import parallelize as parallelize_module  # noqa: E402
-from float8_gather_ranks import EmulatedConfig  # noqa: E402  (its ranks' float8 emulation)
-from parallelize import (  # noqa: E402
+import float8 as float8_module  # noqa: E402
+from float8 import (  # noqa: E402
     apply_float8,
     float8_gather_switch_error,
     float8_linear_names,
     float8_request_error,
-    parallelize,
     switch_on_at,
 )
+from float8_gather_ranks import EmulatedConfig  # noqa: E402  (its ranks' float8 emulation)
+from parallelize import parallelize  # noqa: E402
 
 fsdp_train = load_module(FSDP_SRC / "train.py", "fsdp_train")
 
@@ -155,8 +155,8 @@ def test_a_torch_whose_fsdp2_keeps_other_state_is_refused_before_the_first_step(
     parallelize(model, **setup, float8_from_step=3)
     assert float8_gather_switch_error(model) is None
     # A torch whose FSDP2 parameters lack one piece of that state (here: one more name asked for).
-    asked = (*parallelize_module.FSDP_PARAM_STATE, "_renamed")
-    monkeypatch.setattr(parallelize_module, "FSDP_PARAM_STATE", asked)
+    asked = (*float8_module.FSDP_PARAM_STATE, "_renamed")
+    monkeypatch.setattr(float8_module, "FSDP_PARAM_STATE", asked)
     expected = ("float8 all-gather after a bf16 warm-up needs FSDP2's per-parameter state as torch "
                 f"2.11-2.13 keep it; torch {torch.__version__} differs (_renamed): use float8_from_step 1 "
                 "or float8_all_gather false")

@@ -10,7 +10,8 @@ import socket
 import sys
 
 import torch
-from parallelize import FLOAT8_PACKAGE, float8_request_error, parallelize
+from float8 import FLOAT8_PACKAGE, float8_request_error
+from parallelize import parallelize
 
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.runtime import finish, init_distributed
