@@ -58,6 +58,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def gloo_rank_envs(world: int, *pythonpath: Path) -> list[dict[str, str]]:
+    """The environment torchrun gives each of ``world`` ranks (no agent: faster to start), for a
+    gloo job on 127.0.0.1 with one thread per rank and ``pythonpath`` importable."""
+    port = str(free_port())
+    return [{"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank), "LOCAL_RANK": str(rank),
+             "WORLD_SIZE": str(world), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
+             "PYTHONPATH": ":".join(str(p) for p in pythonpath)} for rank in range(world)]
+
+
 def run_local_processes(cmd: list[str], envs: list[dict[str, str]],
                         timeout: float = 300) -> tuple[list[int], list[str]]:
     """Start one process of `cmd` per environment at once (the ranks or nodes of a job, on this

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.distributed as dist
 import torchao.float8
 
 from ansible_collections.awsome.distributed_training.plugins.module_utils.testcase import (
@@ -21,7 +20,7 @@ from ansible_collections.awsome.distributed_training.plugins.module_utils.testca
 )
 from dtcase.model import MODEL_CONFIGS, Transformer
 from dtcase.trainer import base_parser, parse_args
-from helpers import REPO, free_port, load_module, run_local_processes
+from helpers import REPO, gloo_rank_envs, load_module, run_local_processes
 
 FSDP_SRC = REPO / "test_cases" / "fsdp" / "src"
 sys.path.insert(0, str(FSDP_SRC))
@@ -116,12 +115,8 @@ def test_float8_all_gather_starts_at_the_switch_computes_what_casting_does_and_r
     """Two gloo ranks (tests/unit/float8_gather_ranks.py): the same FSDP2 model with float8 from
     step 3, its weights gathered as they are and cast in the linears (``cast``) or, from the switch,
     gathered in float8 (``gather``); and ``gather`` resumed from its checkpoint of step 4."""
-    port = str(free_port())
     cmd = [sys.executable, str(REPO / "tests" / "unit" / "float8_gather_ranks.py"), str(tmp_path)]
-    codes, logs = run_local_processes(cmd, [
-        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank), "LOCAL_RANK": str(rank),
-         "WORLD_SIZE": "2", "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
-         "PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{FSDP_SRC}"} for rank in range(2)])
+    codes, logs = run_local_processes(cmd, gloo_rank_envs(2, REPO / "test_cases" / "common", FSDP_SRC))
     assert codes == [0, 0], "\n".join(logs)[-4000:]
     report = json.loads((tmp_path / "report.json").read_text())
     plain, cast, gather, resumed = (report[k] for k in ("plain", "cast", "gather", "resumed"))
@@ -136,13 +131,6 @@ def test_float8_all_gather_starts_at_the_switch_computes_what_casting_does_and_r
     # Resumed past the switch (from step 4), the run gathers float8 at once and continues the same.
     assert resumed["from"] == 4 and resumed["seen"] == ["float8"]
     assert resumed["losses"] == gather["losses"][4:]
-
-
-@pytest.fixture
-def one_rank_group():
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
 
 
 def test_a_torch_whose_fsdp2_keeps_other_state_is_refused_before_the_first_step(one_rank_group, monkeypatch):

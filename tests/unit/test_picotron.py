@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from staged_fixtures import jsonl_with_tokenizer, shards
 
-from helpers import free_port, run_local_processes
+from helpers import gloo_rank_envs, run_local_processes
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "test_cases" / "picotron" / "src"
@@ -96,13 +96,9 @@ def test_dp_and_cp_ranks_together_read_exactly_the_global_batch(source, tmp_path
 
 def _run(out: Path, world: int, *layout: str, data: Path | None = None
          ) -> tuple[list[int], list[list[dict]], str]:
-    port = str(free_port())
     staged = ["--dataset", "staged", "--data-path", str(data)] if data else []
     cmd = [sys.executable, str(SRC / "train.py"), *ARGS, *staged, *layout, "--output-dir", str(out)]
-    codes, logs = run_local_processes(cmd, [
-        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank), "LOCAL_RANK": str(rank),
-         "WORLD_SIZE": str(world), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
-         "PYTHONPATH": f"{REPO / 'test_cases' / 'common'}:{SRC}"} for rank in range(world)])
+    codes, logs = run_local_processes(cmd, gloo_rank_envs(world, REPO / "test_cases" / "common", SRC))
     records = [[json.loads(line) for line in (out / f"metrics-rank{r}.jsonl").read_text().splitlines()]
                if (out / f"metrics-rank{r}.jsonl").exists() else [] for r in range(world)]
     return codes, records, "\n".join(logs)

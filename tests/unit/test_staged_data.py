@@ -105,24 +105,20 @@ def _run(ctx: DistContext, argv: list[str], seen: list) -> list[dict]:
     return [json.loads(x) for x in (Path(args.output_dir) / "metrics-rank0.jsonl").read_text().splitlines()]
 
 
-def test_a_resumed_run_reads_the_batches_the_uninterrupted_run_read(shards, tmp_path):
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-        common = ["--dataset", "staged", "--data-path", str(shards), "--seq-len", str(SEQ),
-                  "--local-batch-size", "3", "--warmup-steps", "0", "--checkpoint-dir", str(tmp_path / "ck")]
-        straight: list = []
-        _run(ctx, [*common, "--steps", "6", "--output-dir", str(tmp_path / "a"),
-                   "--checkpoint-dir", str(tmp_path / "straight")], straight)
-        first: list = []
-        recs = _run(ctx, [*common, "--steps", "3", "--checkpoint-every", "3",
-                          "--output-dir", str(tmp_path / "b")], first)
-        assert recs[0]["data"] == {"layout": "shards", "shards": 4, "tokens": 13719, "samples": 425,
-                                   "vocab_size": 256}
-        resumed: list = []
-        recs = _run(ctx, [*common, "--steps", "6", "--resume", "--output-dir", str(tmp_path / "c")], resumed)
-    finally:
-        dist.destroy_process_group()
+def test_a_resumed_run_reads_the_batches_the_uninterrupted_run_read(one_rank_group, shards, tmp_path):
+    ctx = one_rank_group
+    common = ["--dataset", "staged", "--data-path", str(shards), "--seq-len", str(SEQ),
+              "--local-batch-size", "3", "--warmup-steps", "0", "--checkpoint-dir", str(tmp_path / "ck")]
+    straight: list = []
+    _run(ctx, [*common, "--steps", "6", "--output-dir", str(tmp_path / "a"),
+               "--checkpoint-dir", str(tmp_path / "straight")], straight)
+    first: list = []
+    recs = _run(ctx, [*common, "--steps", "3", "--checkpoint-every", "3",
+                      "--output-dir", str(tmp_path / "b")], first)
+    assert recs[0]["data"] == {"layout": "shards", "shards": 4, "tokens": 13719, "samples": 425,
+                               "vocab_size": 256}
+    resumed: list = []
+    recs = _run(ctx, [*common, "--steps", "6", "--resume", "--output-dir", str(tmp_path / "c")], resumed)
     assert [p for p, _unused in straight] == [0, 3, 6, 9, 12, 15]
     load = next(r for r in recs if r["event"] == "checkpoint" and r["action"] == "load")
     assert (load["step"], load["data_position"]) == (3, 9)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, run_local_processes
+from helpers import gloo_rank_envs, run_local_processes
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "test_cases"
@@ -27,12 +27,8 @@ pytestmark = pytest.mark.slow
 def _launch(case: str, out: Path, *extra: str, world: int = 2) -> list[list[dict]]:
     """Run ``world`` ranks of test_cases/<case>/src/train.py; returns each rank's metric records."""
     src = CASES / case / "src"
-    port = str(free_port())
     cmd = [sys.executable, str(src / "train.py"), *ARGS, "--output-dir", str(out), *extra]
-    codes, logs = run_local_processes(cmd, [
-        {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(rank), "LOCAL_RANK": str(rank),
-         "WORLD_SIZE": str(world), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
-         "PYTHONPATH": f"{CASES / 'common'}:{src}"} for rank in range(world)])
+    codes, logs = run_local_processes(cmd, gloo_rank_envs(world, CASES / "common", src))
     assert codes == [0] * world, "\n".join(logs)[-4000:]
     return [[json.loads(line) for line in (out / f"metrics-rank{r}.jsonl").read_text().splitlines()]
             for r in range(world)]

@@ -22,13 +22,6 @@ FSDP_ENTRY = str(Path(__file__).resolve().parents[2] / "test_cases" / "fsdp" / "
 SMALL = ["--seq-len", "16", "--local-batch-size", "2", "--warmup-steps", "0"]
 
 
-@pytest.fixture
-def one_rank_group():
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    yield DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
-    dist.destroy_process_group()
-
-
 def _run(ctx: DistContext, argv: list[str], **hooks) -> tuple[int, list[dict]]:
     args = parse_args(base_parser("test", FSDP_ENTRY), argv)
     torch.manual_seed(args.seed)
